@@ -1,0 +1,21 @@
+# The two commands a newcomer needs are `make demo` and `make test`; both
+# install what is missing and cache slow builds under ~/.cache/siskin.
+SANDBOX := tests/sandbox/sandbox
+
+.PHONY: test demo sandbox-up sandbox-down lint
+
+test: ## install what is missing, start the sandbox, run every test, stop it
+	$(SANDBOX) test
+
+demo: ## start the sandbox and roll a healthy and a faulty release through a canary
+	tests/demo/run.sh
+
+sandbox-up:
+	$(SANDBOX) up
+
+sandbox-down:
+	$(SANDBOX) down
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,3 @@
+//! Siskin: progressive delivery for Kubernetes.
+
+pub mod analysis;
