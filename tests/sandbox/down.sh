@@ -14,9 +14,9 @@ for _ in $(seq 1 50); do
   [ -z "$pids" ] && break
   sleep 0.2
 done
-if [ -n "$pids" ]; then kill -9 $pids 2>/dev/null; sleep 0.3; fi
+if [ -n "$pids" ]; then kill -9 $pids 2>/dev/null; sleep 0.5; fi
+left=$(ip netns pids "$NETNS" 2>/dev/null | tr '\n' ' ')
+[ -n "$left" ] && die "processes left behind in netns $NETNS: $left"
 ip netns del "$NETNS"
 rm -f "$SANDBOX/ready"
-left=$(pgrep -f "$SANDBOX|$K8S_BIN|$KWOK_BIN" || true)
-[ -n "$left" ] && die "processes left behind: $left"
 say "down"

@@ -17,6 +17,9 @@ for bin in "$K8S_BIN/kube-apiserver" "$KWOK_BIN/kwok" "$TRAEFIK" "$KUBECTL" "$CA
   [ -x "$bin" ] || die "missing $bin; run: tests/sandbox/sandbox install"
 done
 
+# A failed start stops whatever it started, so the next `up` begins clean.
+trap 'rc=$?; if [ $rc -ne 0 ]; then "$HERE/down.sh" >/dev/null 2>&1 || true; fi' EXIT
+
 rm -rf "$SANDBOX/etcd" "$SANDBOX/prom" "$LOGS" "$SANDBOX/pids" "$SANDBOX/ready"
 mkdir -p "$SANDBOX" "$LOGS/pods" "$SANDBOX/pids" "$SANDBOX/sd"
 
