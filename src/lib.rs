@@ -1,3 +1,11 @@
 //! Siskin: progressive delivery for Kubernetes.
+//!
+//! Data flows one way: watch → observe → plan (pure) → act → status.
+//! `api` holds the CRD types, `plan` the pure step engine, `analysis` the
+//! metric providers and the pure judges, `routing` the traffic routers, and
+//! `controller` the thin Kubernetes shell around them.
 
 pub mod analysis;
+pub mod api;
+pub mod plan;
+pub mod routing;

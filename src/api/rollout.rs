@@ -1,0 +1,291 @@
+//! The `Rollout` custom resource (`siskin.io/v1alpha1`): what users write.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Duration;
+use super::status::RolloutStatus;
+
+/// How many steps a canary may have. A bound keeps the CEL rules on the list
+/// within the API server's cost budget.
+pub const MAX_STEPS: usize = 64;
+
+/// The rollout of one workload: which pod template, how many replicas, which
+/// Service fronts it, and the strategy that moves traffic to a new revision.
+// Printer columns repeat `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "siskin.io",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    shortname = "ro",
+    category = "siskin",
+    status = "RolloutStatus",
+    derive = "PartialEq",
+    printcolumn(name = "Strategy", type_ = "string", json_path = ".status.strategy"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Step", type_ = "integer", json_path = ".status.currentStepIndex"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canaryWeight"),
+    printcolumn(name = "Verdict", type_ = "string", json_path = ".status.verdict"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("has(self.template) != has(self.workloadRef)")
+    .message("set exactly one of template or workloadRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// An existing Deployment whose pod template Siskin rolls out. Users keep
+    /// editing it in Git; Siskin keeps it scaled to zero and runs the pods in
+    /// Deployments of its own, one per revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
+
+    /// The pod template to roll out, when there is no `workloadRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::pod_template")]
+    pub template: Option<PodTemplateSpec>,
+
+    /// Pods of the stable revision once a rollout completes.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+
+    /// The Service users call. Siskin manages `<name>-stable` and
+    /// `<name>-canary` beside it.
+    pub service: ServiceRef,
+
+    /// How a new revision reaches all users.
+    pub strategy: RolloutStrategy,
+
+    /// Continuous canary-versus-stable analysis that gates the steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<RolloutAnalysis>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// A Deployment whose template Siskin takes over.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.kind == 'Deployment' && self.apiVersion == 'apps/v1'")
+    .message("workloadRef must name an apps/v1 Deployment"))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// The Service in front of the workload.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRef {
+    pub name: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// The container port; defaults to `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<IntOrString>,
+}
+
+impl ServiceRef {
+    /// The Service whose selector follows the stable revision.
+    pub fn stable_name(&self) -> String {
+        format!("{}-stable", self.name)
+    }
+
+    /// The Service whose selector follows the canary revision.
+    pub fn canary_name(&self) -> String {
+        format!("{}-canary", self.name)
+    }
+}
+
+/// Exactly one strategy. A struct of optional fields rather than an enum:
+/// schemars enums with data make non-structural CRD schemas, and new strategies
+/// (blueGreen, abTest, rolling) will arrive as new optional fields.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("[has(self.canary)].filter(x, x).size() == 1")
+    .message("set exactly one strategy"))]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+}
+
+/// Weight steps on a traffic router, or a replica-ratio canary without one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// Where weights are written. Without it the canary's share is its share
+    /// of the replicas behind the one Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+
+    /// The steps, in order. After the last one the canary is promoted.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.filter(s, has(s.weight)).map(s, s.weight).isSorted()")
+        .message("step weights must not decrease"))]
+    pub steps: Vec<CanaryStep>,
+
+    /// How long the previous revision stays scaled after it stops receiving
+    /// traffic, so a rollback is one write and in-flight requests finish.
+    /// Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<Duration>,
+}
+
+/// Exactly one traffic router.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("[has(self.gatewayAPI), has(self.istio)].filter(x, x).size() == 1")
+    .message("set exactly one of gatewayAPI or istio"))]
+pub struct TrafficRouting {
+    #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
+    pub gateway_api: Option<GatewayApiRouting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<IstioRouting>,
+}
+
+/// Weights on the backendRefs of a Gateway API HTTPRoute.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiRouting {
+    pub http_route: LocalObjectName,
+}
+
+/// Weights on named HTTP routes of an Istio VirtualService.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioRouting {
+    pub virtual_service: VirtualServiceRef,
+}
+
+/// A VirtualService and the names of its `http` routes that Siskin may weight.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualServiceRef {
+    pub name: String,
+    /// Names of `spec.http[].name`. Empty: every HTTP route that sends traffic
+    /// to both the stable and the canary Service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+}
+
+/// An object in the Rollout's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LocalObjectName {
+    pub name: String,
+}
+
+/// One step: either a traffic weight held for a while, or a pause.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("has(self.weight) != has(self.pause)")
+    .message("a step sets exactly one of weight or pause"))]
+#[x_kube(validation = Rule::new("!has(self.hold) || has(self.weight)")
+    .message("hold belongs to a weight step"))]
+pub struct CanaryStep {
+    /// The canary's share of traffic, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: Option<i32>,
+    /// How long the weight is held before the step may advance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+    /// Wait at the previous weight: for `duration`, or until promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+}
+
+impl CanaryStep {
+    /// A weight step with an optional hold.
+    pub fn weight(weight: i32, hold: Option<Hold>) -> Self {
+        CanaryStep {
+            weight: Some(weight),
+            hold,
+            pause: None,
+        }
+    }
+
+    /// A pause step; `None` waits for `siskin promote`.
+    pub fn pause(duration: Option<Duration>) -> Self {
+        CanaryStep {
+            weight: None,
+            hold: None,
+            pause: Some(PauseStep { duration }),
+        }
+    }
+}
+
+/// The hold of a weight step. The step advances after `min` once analysis
+/// (if any) says the canary is non-inferior; at `max` without a conclusion
+/// the analysis' `onInconclusive` policy applies. Without `max` the step
+/// waits for a conclusion.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || duration(self.min) <= duration(self.max)")
+    .message("hold.min must not exceed hold.max"))]
+pub struct Hold {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Duration>,
+}
+
+/// A pause: timed, or indefinite until promoted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct PauseStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+}
+
+/// Analysis templates evaluated continuously, canary against stable.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutAnalysis {
+    #[schemars(length(min = 1))]
+    pub templates: Vec<AnalysisTemplateRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+    /// What to do when the analysis cannot conclude: no data, too few
+    /// samples, or no conclusion by a step's maximum hold. Never promote.
+    #[serde(default)]
+    pub on_inconclusive: InconclusivePolicy,
+}
+
+/// An `AnalysisTemplate` (or, with `clusterScope`, a `ClusterAnalysisTemplate`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+/// A value for one of the templates' arguments.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AnalysisArg {
+    pub name: String,
+    pub value: String,
+}
+
+/// What an inconclusive analysis does to the rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum InconclusivePolicy {
+    /// Pause and wait for a human: `siskin resume`, `promote` or `abort`.
+    #[default]
+    Pause,
+    /// Abort and return all traffic to stable.
+    Abort,
+}
+
+impl RolloutSpec {
+    /// The canary strategy, if that is the one chosen.
+    pub fn canary(&self) -> Option<&CanaryStrategy> {
+        self.strategy.canary.as_ref()
+    }
+}

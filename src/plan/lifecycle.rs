@@ -1,0 +1,337 @@
+//! The moments around the steps: the first revision, a new canary, the
+//! promotion, the abort, the steady state, and retiring old revisions.
+
+use crate::api::{AbortReason, AbortStatus, RolloutPhase, ScheduledScaleDown};
+
+use super::decision::{Action, EventKind};
+use super::engine::{Ctx, POLL};
+use super::observed::{RouteState, TrafficSplit};
+use super::progress::{self, Pair};
+use super::steps::StepPlan;
+use super::traffic::route_name;
+
+/// No stable revision yet: the first one is simply deployed and becomes
+/// stable; there is nothing to compare a canary with.
+pub(super) fn first_revision(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
+    ctx.phase(RolloutPhase::Pending);
+    let state = ctx.observed.revision(desired).cloned();
+    if state.as_ref().map(|s| s.replicas) != Some(steps.replicas) {
+        ctx.act(Action::Deploy {
+            revision: desired.to_string(),
+            replicas: steps.replicas,
+        });
+    }
+    let available = state.as_ref().map_or(0, |s| s.available_replicas);
+    if !state.is_some_and(|s| s.is_available_at(steps.replicas)) {
+        let message = format!(
+            "starting revision {desired}: {available}/{} pods available",
+            steps.replicas
+        );
+        ctx.note(true, "FirstRevision", message);
+        ctx.requeue(POLL);
+        return;
+    }
+    ctx.status.stable_revision = Some(desired.to_string());
+    let message = format!("revision {desired} is the first stable revision");
+    ctx.event(EventKind::Normal, "FirstRevision", message);
+    steady(ctx, steps, desired);
+}
+
+/// One revision serves everything: keep it that way (pods, Services,
+/// weights 100/0) and hand the workloadRef's traffic over to it.
+pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
+    ctx.phase(RolloutPhase::Healthy);
+    if let Some(canary) = ctx.status.canary_revision.take() {
+        let message = format!("the spec is back at stable {stable}; dropped canary {canary}");
+        ctx.event(EventKind::Normal, "CanaryDropped", message);
+    }
+    clear_rollout(ctx);
+    let state = ctx.observed.revision(stable).cloned();
+    if state.as_ref().map(|s| s.replicas) != Some(steps.replicas) {
+        ctx.act(Action::Deploy {
+            revision: stable.to_string(),
+            replicas: steps.replicas,
+        });
+    }
+    let pods_ready = state.is_some_and(|s| s.is_available_at(steps.replicas));
+    let selected = &ctx.observed.services;
+    let services_ready = selected.stable.as_deref() == Some(stable) && selected.canary.as_deref() == Some(stable);
+    if !services_ready {
+        ctx.act(Action::SelectRevisions {
+            stable: stable.to_string(),
+            canary: stable.to_string(),
+        });
+    }
+    let route_ready = !steps.routed || all_stable_on_route(ctx);
+    if pods_ready && ctx.observed.workload_ref_replicas.is_some_and(|r| r > 0) {
+        ctx.act(Action::ScaleDownWorkloadRef);
+    }
+    ctx.healthy = pods_ready && services_ready && route_ready;
+    if ctx.healthy {
+        ctx.note(false, "Stable", format!("revision {stable} serves all traffic"));
+    } else if !pods_ready {
+        let message = format!("waiting for stable revision {stable} to be fully available");
+        ctx.note(false, "WaitingForStable", message);
+        ctx.requeue(POLL);
+    } else if route_ready {
+        ctx.note(false, "SelectingRevisions", "pointing both Services at stable".into());
+        ctx.requeue(POLL);
+    }
+}
+
+/// Keeps the route at 100/0, writing it if needed. Returns whether it is
+/// there and accepted; notes why not.
+fn all_stable_on_route(ctx: &mut Ctx) -> bool {
+    match ctx.observed.route.clone() {
+        Some(RouteState::Present { split, accepted }) => {
+            if split != Some(TrafficSplit::ALL_STABLE) {
+                ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+                ctx.note(false, "ShiftingTraffic", "returning all traffic to stable".into());
+                ctx.requeue(POLL);
+                return false;
+            }
+            if !accepted {
+                let message = "waiting for the data plane to accept 100% stable";
+                ctx.note(false, "AwaitingDataPlane", message.into());
+                ctx.requeue(POLL);
+            }
+            accepted
+        }
+        Some(RouteState::MissingBackends { message }) => {
+            let message = format!("{}: {message}", route_name(ctx.spec));
+            ctx.note(false, "RouteMissingBackends", message);
+            false
+        }
+        None | Some(RouteState::NotFound) => {
+            let message = format!("{} not found", route_name(ctx.spec));
+            ctx.note(false, "RouteNotFound", message);
+            false
+        }
+    }
+}
+
+/// Forgets everything about a finished or dropped canary.
+fn clear_rollout(ctx: &mut Ctx) {
+    let status = &mut ctx.status;
+    status.canary_revision = None;
+    status.current_step_index = None;
+    status.steps_hash = None;
+    status.step_started_at = None;
+    status.pause = None;
+    status.abort = None;
+    status.canary_weight = Some(0);
+}
+
+/// A new revision appeared. If another canary was taking traffic, that
+/// traffic returns to stable first (one route write) and the steps start
+/// over on the next reconcile; otherwise the first step starts now.
+pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+    let previous = ctx.status.canary_revision.replace(pair.canary.to_string());
+    let status = &mut ctx.status;
+    status.current_step_index = Some(0);
+    status.steps_hash = Some(steps.hash.clone());
+    status.step_started_at = None;
+    status.pause = None;
+    status.abort = None;
+    status.verdict = None;
+    // The judges' state belongs to the canary it measured.
+    status.analysis = None;
+    status.canary_weight = Some(0);
+    let Some(previous) = previous else {
+        let message = format!("rolling out {}; stable is {}", pair.canary, pair.stable);
+        ctx.event(EventKind::Normal, "NewRevision", message);
+        progress::run(ctx, steps, pair);
+        return;
+    };
+    let message = format!(
+        "revision {} replaces canary {previous}; restarting from stable {}",
+        pair.canary, pair.stable
+    );
+    ctx.event(EventKind::Normal, "RevisionSuperseded", message.clone());
+    ctx.phase(RolloutPhase::Progressing);
+    if !steps.routed {
+        // Without a router the old canary's pods are its traffic.
+        ctx.act(Action::Scale {
+            revision: previous,
+            replicas: 0,
+        });
+    } else if ctx.observed.split().is_none_or(|s| s != TrafficSplit::ALL_STABLE)
+        && matches!(ctx.observed.route, Some(RouteState::Present { .. }))
+    {
+        ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+    }
+    ctx.note(true, "RestartingFromStable", message);
+    ctx.requeue(POLL);
+}
+
+/// Rolls back: all traffic to stable in one route write, now.
+pub(super) fn abort(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, reason: AbortReason, message: String) {
+    mark_aborted(ctx, reason, message);
+    hold_aborted(ctx, steps, pair);
+}
+
+/// Records an abort in the status; `hold_aborted` does the rest.
+pub(super) fn mark_aborted(ctx: &mut Ctx, reason: AbortReason, message: String) {
+    ctx.event(EventKind::Warning, "Aborted", message.clone());
+    ctx.status.abort = Some(AbortStatus {
+        reason,
+        message,
+        at: ctx.now_time(),
+    });
+    ctx.status.pause = None;
+    ctx.status.step_started_at = None;
+}
+
+/// An aborted canary stays aborted (traffic on stable, canary scaled down)
+/// until `siskin retry` or a new revision.
+pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+    ctx.phase(RolloutPhase::Aborted);
+    ctx.status.canary_weight = Some(0);
+    if steps.routed {
+        let on_route = matches!(ctx.observed.route, Some(RouteState::Present { .. }));
+        if on_route && ctx.observed.split() != Some(TrafficSplit::ALL_STABLE) {
+            ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+        }
+    } else if ctx.observed.revision(pair.canary).is_some_and(|c| c.replicas > 0) {
+        // Without a router the canary's pods are its traffic: remove them
+        // now rather than after the scale-down delay.
+        ctx.act(Action::Scale {
+            revision: pair.canary.to_string(),
+            replicas: 0,
+        });
+    }
+    let stable_replicas = ctx.observed.revision(pair.stable).map(|s| s.replicas);
+    if stable_replicas.is_some_and(|r| r != steps.replicas) {
+        ctx.act(Action::Scale {
+            revision: pair.stable.to_string(),
+            replicas: steps.replicas,
+        });
+    }
+    let why = ctx
+        .status
+        .abort
+        .as_ref()
+        .map_or_else(String::new, |a| a.message.clone());
+    let message = format!("aborted: {why}; `siskin retry` or a new revision continues");
+    ctx.note(false, "Aborted", message);
+}
+
+/// All steps passed: the canary grows to full size, then its pods become
+/// stable by moving the stable Service's selector. Nothing is re-deployed.
+pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+    ctx.phase(RolloutPhase::Promoting);
+    ctx.status.pause = None;
+    let canary = ctx.observed.revision(pair.canary).cloned();
+    if !canary.as_ref().is_some_and(|c| c.is_available_at(steps.replicas)) {
+        if canary.as_ref().map(|c| c.replicas) != Some(steps.replicas) {
+            ctx.act(Action::Deploy {
+                revision: pair.canary.to_string(),
+                replicas: steps.replicas,
+            });
+        }
+        let available = canary.map_or(0, |c| c.available_replicas);
+        let message = format!(
+            "promoting {}: {available}/{} pods available",
+            pair.canary, steps.replicas
+        );
+        ctx.note(true, "Promoting", message);
+        ctx.requeue(POLL);
+        return;
+    }
+    ctx.act(Action::SelectRevisions {
+        stable: pair.canary.to_string(),
+        canary: pair.canary.to_string(),
+    });
+    if steps.routed && matches!(ctx.observed.route, Some(RouteState::Present { .. })) {
+        ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+    }
+    ctx.status.stable_revision = Some(pair.canary.to_string());
+    clear_rollout(ctx);
+    ctx.phase(RolloutPhase::Healthy);
+    let message = format!("{} promoted to stable; {} retires", pair.canary, pair.stable);
+    ctx.event(EventKind::Normal, "Promoted", message.clone());
+    ctx.note(false, "Promoted", message);
+    ctx.requeue(POLL);
+}
+
+/// Scales down revisions that no longer receive traffic, `scaleDownDelay`
+/// after they stopped, and only while the stable revision is fully
+/// available (so a rollback target is never removed under load).
+pub(super) fn retire_old_revisions(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
+    let stable = ctx.status.stable_revision.clone();
+    let canary_live = ctx.status.abort.is_none();
+    let live = |revision: &str| {
+        stable.as_deref() == Some(revision)
+            || (stable.is_none() && revision == desired)
+            || (canary_live && ctx.status.canary_revision.as_deref() == Some(revision))
+    };
+    let retiring: Vec<String> = ctx
+        .observed
+        .revisions
+        .iter()
+        .filter(|r| r.replicas > 0 && !live(&r.revision))
+        .map(|r| r.revision.clone())
+        .collect();
+    ctx.status.scale_downs.retain(|s| retiring.contains(&s.revision));
+    let stable_ready = stable
+        .as_deref()
+        .and_then(|s| ctx.observed.revision(s))
+        .is_some_and(|s| s.available_replicas >= s.replicas && s.current);
+    for revision in retiring {
+        if ctx.scales(&revision) {
+            continue;
+        }
+        retire(ctx, steps, revision, stable_ready);
+    }
+}
+
+fn retire(ctx: &mut Ctx, steps: &StepPlan, revision: String, stable_ready: bool) {
+    let due = ctx
+        .status
+        .scale_downs
+        .iter()
+        .find(|s| s.revision == revision)
+        .map(|s| s.at.0);
+    let Some(due) = due else {
+        let at = ctx.in_future(steps.scale_down_delay);
+        ctx.status.scale_downs.push(ScheduledScaleDown {
+            revision,
+            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at),
+        });
+        ctx.requeue(steps.scale_down_delay);
+        return;
+    };
+    if due > ctx.now {
+        ctx.requeue(ctx.elapsed_until(due));
+        return;
+    }
+    if !stable_ready || carries_traffic(ctx, steps, &revision) {
+        ctx.requeue(POLL);
+        return;
+    }
+    ctx.status.scale_downs.retain(|s| s.revision != revision);
+    ctx.event(
+        EventKind::Normal,
+        "ScaledDown",
+        format!("revision {revision} scaled to zero"),
+    );
+    ctx.act(Action::Scale { revision, replicas: 0 });
+}
+
+/// Whether a routed Service still sends users to this revision (e.g. a
+/// route write that keeps failing): its pods stay until that stops.
+fn carries_traffic(ctx: &Ctx, steps: &StepPlan, revision: &str) -> bool {
+    if !steps.routed {
+        return false;
+    }
+    let selected = &ctx.observed.services;
+    if selected.stable.as_deref() == Some(revision) {
+        return true;
+    }
+    let canary_selects = selected.canary.as_deref() == Some(revision);
+    let route_sends_canary_traffic = match &ctx.observed.route {
+        Some(RouteState::Present { split, accepted }) => *split != Some(TrafficSplit::ALL_STABLE) || !accepted,
+        _ => false,
+    };
+    canary_selects && route_sends_canary_traffic
+}

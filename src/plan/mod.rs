@@ -1,0 +1,27 @@
+//! The pure step engine: (spec, status, observed world) → next action. No I/O.
+//!
+//! The controller observes the world into an [`Observed`], calls [`plan`],
+//! applies [`Plan::actions`] in order, writes [`Plan::status`] (skipping the
+//! write when it is unchanged), publishes [`Plan::events`] and requeues after
+//! [`Plan::requeue_after`]. Everything the engine needs to resume lives in
+//! the status, so a restart at any moment continues where it stopped.
+//!
+//! By design a plan writes the route at most once: a step costs one route
+//! write and the status writes around it.
+
+mod decision;
+mod engine;
+mod lifecycle;
+mod observed;
+mod progress;
+mod requests;
+mod steps;
+mod traffic;
+
+pub use decision::{Action, EventKind, Plan, PlanEvent};
+pub use engine::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL, plan};
+pub use observed::{Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
+pub use steps::{DEFAULT_SCALE_DOWN_DELAY, SpecError, Step, StepPlan, expand};
+
+#[cfg(test)]
+mod tests;

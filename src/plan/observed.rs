@@ -1,0 +1,144 @@
+//! The observed world, as plain data: what the controller read from the
+//! cluster and the analysis before asking the engine what to do.
+
+use crate::analysis::Verdict;
+use crate::api::ManualRequest;
+
+/// The traffic split between the stable and the canary backend. Gateway API
+/// and Istio weights are relative; Siskin always writes two that sum to 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TrafficSplit {
+    pub stable: i32,
+    pub canary: i32,
+}
+
+impl TrafficSplit {
+    /// Everything to stable: the state before and after every rollout.
+    pub const ALL_STABLE: TrafficSplit = TrafficSplit { stable: 100, canary: 0 };
+
+    /// `weight` percent to the canary, the rest to stable.
+    pub fn canary_percent(weight: i32) -> Self {
+        let canary = weight.clamp(0, 100);
+        TrafficSplit {
+            stable: 100 - canary,
+            canary,
+        }
+    }
+
+    /// The canary's share in percent, rounded down; `None` when both weights
+    /// are zero (the data plane then returns errors for the route).
+    pub fn canary_share(&self) -> Option<i32> {
+        let total = i64::from(self.stable.max(0)) + i64::from(self.canary.max(0));
+        if total == 0 {
+            return None;
+        }
+        i32::try_from(i64::from(self.canary.max(0)) * 100 / total).ok()
+    }
+}
+
+/// What the traffic router found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteState {
+    /// The route object does not exist.
+    NotFound,
+    /// The route exists but no rule sends traffic to both the stable and
+    /// the canary Service, so there is nothing Siskin could shift.
+    MissingBackends { message: String },
+    /// The route has rules with both backends.
+    Present {
+        /// The weights of the two backends; `None` when rules disagree.
+        split: Option<TrafficSplit>,
+        /// Whether the data plane accepted the route's current generation.
+        accepted: bool,
+    },
+}
+
+/// One Siskin-owned Deployment (one revision of the pod template).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionState {
+    pub revision: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.availableReplicas`.
+    pub available_replicas: i32,
+    /// Whether the Deployment controller has observed the latest spec
+    /// (`status.observedGeneration >= metadata.generation`); until then its
+    /// availability describes an older spec.
+    pub current: bool,
+}
+
+impl RevisionState {
+    /// Whether exactly `replicas` pods are wanted and all are available.
+    pub fn is_available_at(&self, replicas: i32) -> bool {
+        self.current && self.replicas == replicas && self.available_replicas >= replicas
+    }
+}
+
+/// The revision each Siskin-managed Service selects; `None` when the Service
+/// is missing or selects no revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSelectors {
+    pub stable: Option<String>,
+    pub canary: Option<String>,
+}
+
+/// Everything the engine needs to know about the world.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The Rollout's `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The revision of the pod template the spec asks for (see
+    /// [`crate::api::revision_hash`]); `None` when it cannot be read, e.g.
+    /// the `workloadRef` Deployment does not exist.
+    pub desired_revision: Option<String>,
+    /// Every Siskin-owned Deployment of this Rollout.
+    pub revisions: Vec<RevisionState>,
+    pub services: ServiceSelectors,
+    /// The route, when a traffic router is configured; `None` otherwise.
+    pub route: Option<RouteState>,
+    /// The combined analysis verdict for the canary of `desired_revision`
+    /// (never one left over from a previous canary), if there is one yet.
+    pub verdict: Option<Verdict>,
+    /// The latest manual request found on the Rollout.
+    pub request: Option<ManualRequest>,
+    /// `spec.replicas` of the `workloadRef` Deployment, when there is one.
+    pub workload_ref_replicas: Option<i32>,
+}
+
+impl Observed {
+    /// The Deployment of a revision, if it exists.
+    pub fn revision(&self, revision: &str) -> Option<&RevisionState> {
+        self.revisions.iter().find(|r| r.revision == revision)
+    }
+
+    /// The split on the route, when it is known.
+    pub fn split(&self) -> Option<TrafficSplit> {
+        match &self.route {
+            Some(RouteState::Present { split, .. }) => *split,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_percent_splits_one_hundred() {
+        assert_eq!(
+            TrafficSplit::canary_percent(10),
+            TrafficSplit { stable: 90, canary: 10 }
+        );
+        assert_eq!(TrafficSplit::canary_percent(0), TrafficSplit::ALL_STABLE);
+        assert_eq!(TrafficSplit::canary_percent(150).canary, 100);
+    }
+
+    #[test]
+    fn canary_share_reads_relative_weights() {
+        let split = TrafficSplit { stable: 3, canary: 1 };
+        assert_eq!(split.canary_share(), Some(25));
+        let dead = TrafficSplit { stable: 0, canary: 0 };
+        assert_eq!(dead.canary_share(), None);
+    }
+}

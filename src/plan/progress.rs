@@ -1,0 +1,217 @@
+//! A canary moving through its steps: weights, holds, pauses and the
+//! analysis gate at the end of each hold.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::analysis::Verdict;
+use crate::api::{AbortReason, InconclusivePolicy, PauseReason, PauseStatus, RolloutPhase};
+
+use super::decision::EventKind;
+use super::engine::{ANALYSIS_POLL, Ctx};
+use super::lifecycle;
+use super::steps::{Step, StepPlan};
+use super::traffic;
+
+/// The two revisions of an in-flight rollout.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pair<'a> {
+    pub stable: &'a str,
+    pub canary: &'a str,
+}
+
+enum Gate {
+    Wait,
+    Advance,
+}
+
+/// Runs the current step; when it completes, goes straight on to the next
+/// so that advancing and moving traffic share one reconcile.
+pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+    if steps.analysis.is_some() {
+        ctx.status.verdict = ctx.observed.verdict;
+    }
+    restart_if_steps_changed(ctx, steps);
+    if steps.analysis.is_some() && ctx.observed.verdict == Some(Verdict::Regression) {
+        let message = format!("the analysis found canary {} worse than stable", pair.canary);
+        lifecycle::abort(ctx, steps, pair, AbortReason::Regression, message);
+        return;
+    }
+    if let Some(pause) = &ctx.status.pause
+        && pause.reason != PauseReason::PauseStep
+    {
+        let message = match pause.reason {
+            PauseReason::Manual => "paused by request; `siskin resume` continues".to_string(),
+            _ => "paused: the analysis is inconclusive; `siskin resume`, `promote` or `abort`".to_string(),
+        };
+        ctx.phase(RolloutPhase::Paused);
+        ctx.note(false, "Paused", message);
+        return;
+    }
+    // Each pass either waits or completes one step, so this is bounded.
+    for _ in 0..=steps.steps.len() {
+        let index = current_index(ctx);
+        if index >= steps.steps.len() {
+            lifecycle::promote(ctx, steps, pair);
+            return;
+        }
+        match run_step(ctx, steps, pair, index) {
+            Gate::Wait => return,
+            Gate::Advance => advance(ctx, steps, index),
+        }
+    }
+}
+
+pub(super) fn current_index(ctx: &Ctx) -> usize {
+    ctx.status
+        .current_step_index
+        .and_then(|i| usize::try_from(i).ok())
+        .unwrap_or(0)
+}
+
+/// Edited steps make the stored index meaningless: start them again from
+/// the first, at whatever traffic the route has now.
+fn restart_if_steps_changed(ctx: &mut Ctx, steps: &StepPlan) {
+    let changed = ctx.status.steps_hash.as_ref().is_some_and(|h| *h != steps.hash);
+    if changed {
+        ctx.status.current_step_index = Some(0);
+        ctx.status.step_started_at = None;
+        ctx.status.pause = None;
+        ctx.event(
+            EventKind::Normal,
+            "StepsChanged",
+            "the steps changed mid-rollout; starting them again from the first".to_string(),
+        );
+    }
+    ctx.status.steps_hash = Some(steps.hash.clone());
+}
+
+fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
+    let weight = steps.weight_at(index);
+    let step = steps.steps[index].clone();
+    if !matches!(step, Step::Pause { duration: None }) {
+        ctx.status.pause = None;
+    }
+    ctx.phase(RolloutPhase::Progressing);
+    if !traffic::ensure(ctx, steps, pair, weight) {
+        return Gate::Wait;
+    }
+    // The hold starts when the data plane has the weight, not when it was
+    // written: a slow gateway must not shorten the canary's exposure.
+    let started = match &ctx.status.step_started_at {
+        Some(t) => t.0,
+        None => {
+            ctx.status.step_started_at = Some(ctx.now_time());
+            ctx.now
+        }
+    };
+    let label = step_label(steps, index, weight);
+    match step {
+        Step::Weight { min, max, .. } => gate(ctx, steps, pair, &label, started, min, max),
+        Step::Pause {
+            duration: Some(duration),
+        } => gate(ctx, steps, pair, &label, started, duration, Some(duration)),
+        Step::Pause { duration: None } => {
+            if ctx.status.pause.is_none() {
+                ctx.status.pause = Some(PauseStatus {
+                    reason: PauseReason::PauseStep,
+                    since: Time(started),
+                });
+                ctx.event(EventKind::Normal, "Paused", format!("{label}: waiting for promote"));
+            }
+            ctx.phase(RolloutPhase::Paused);
+            ctx.note(false, "PauseStep", format!("{label}: waiting for `siskin promote`"));
+            Gate::Wait
+        }
+    }
+}
+
+fn step_label(steps: &StepPlan, index: usize, weight: i32) -> String {
+    format!("step {}/{} (weight {weight})", index + 1, steps.steps.len())
+}
+
+/// Decides whether a held step may advance. Without analysis the minimum
+/// hold is enough. With analysis only `NonInferior` advances; anything else
+/// waits until `max`, and then the inconclusive policy applies, because
+/// missing evidence is never a pass.
+fn gate(
+    ctx: &mut Ctx,
+    steps: &StepPlan,
+    pair: Pair,
+    label: &str,
+    started: Timestamp,
+    min: Duration,
+    max: Option<Duration>,
+) -> Gate {
+    let elapsed = ctx.elapsed_since(started);
+    if elapsed < min {
+        let until = started.saturating_add(min).unwrap_or(Timestamp::MAX);
+        ctx.note(true, "Holding", format!("{label}: holding until {until}"));
+        ctx.requeue(min - elapsed);
+        return Gate::Wait;
+    }
+    let Some(policy) = steps.analysis else {
+        return Gate::Advance;
+    };
+    match ctx.observed.verdict {
+        Some(Verdict::NonInferior) => Gate::Advance,
+        Some(Verdict::Regression) => {
+            let message = format!("the analysis found canary {} worse than stable", pair.canary);
+            lifecycle::abort(ctx, steps, pair, AbortReason::Regression, message);
+            Gate::Wait
+        }
+        Some(Verdict::Inconclusive) => {
+            let why = format!("{label}: the analysis is inconclusive (no data or too few samples)");
+            inconclusive(ctx, steps, pair, policy, why);
+            Gate::Wait
+        }
+        Some(Verdict::Continue) | None => match max {
+            Some(max) if elapsed >= max => {
+                let why = format!("{label}: no conclusive analysis within the maximum hold");
+                inconclusive(ctx, steps, pair, policy, why);
+                Gate::Wait
+            }
+            Some(max) => {
+                let until = started.saturating_add(max).unwrap_or(Timestamp::MAX);
+                let message = format!("{label}: waiting for a conclusive analysis until {until}");
+                ctx.note(true, "AwaitingAnalysis", message);
+                ctx.requeue((max - elapsed).min(ANALYSIS_POLL));
+                Gate::Wait
+            }
+            None => {
+                let message = format!("{label}: waiting for a conclusive analysis");
+                ctx.note(true, "AwaitingAnalysis", message);
+                ctx.requeue(ANALYSIS_POLL);
+                Gate::Wait
+            }
+        },
+    }
+}
+
+fn inconclusive(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, policy: InconclusivePolicy, why: String) {
+    match policy {
+        InconclusivePolicy::Abort => {
+            lifecycle::abort(ctx, steps, pair, AbortReason::Inconclusive, why);
+        }
+        InconclusivePolicy::Pause => {
+            ctx.status.pause = Some(PauseStatus {
+                reason: PauseReason::Inconclusive,
+                since: ctx.now_time(),
+            });
+            ctx.event(EventKind::Warning, "AnalysisInconclusive", why.clone());
+            ctx.phase(RolloutPhase::Paused);
+            ctx.note(false, "Paused", format!("{why}; paused"));
+        }
+    }
+}
+
+pub(super) fn advance(ctx: &mut Ctx, steps: &StepPlan, index: usize) {
+    let next = index + 1;
+    ctx.status.current_step_index = i32::try_from(next).ok();
+    ctx.status.step_started_at = None;
+    ctx.status.pause = None;
+    let label = step_label(steps, index, steps.weight_at(index));
+    ctx.event(EventKind::Normal, "StepCompleted", format!("{label} completed"));
+}

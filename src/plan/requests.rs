@@ -1,0 +1,110 @@
+//! Manual requests: each annotation value is acted on exactly once, and the
+//! outcome (even "ignored, and why") is recorded in the status.
+
+use crate::api::{AbortReason, HandledRequest, PauseReason, PauseStatus, REQUEST_HISTORY, RequestedAction};
+
+use super::decision::EventKind;
+use super::engine::Ctx;
+use super::lifecycle;
+use super::progress::{advance, current_index};
+use super::steps::StepPlan;
+
+/// Applies a pending request to the status; the dispatch that follows turns
+/// the new status into actions in the same plan.
+pub(super) fn handle(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
+    let Some(request) = ctx.observed.request.clone() else {
+        return;
+    };
+    if ctx.status.last_handled_request.as_deref() == Some(request.id.as_str()) {
+        return;
+    }
+    let outcome = match request.action {
+        Some(action) => apply(ctx, steps, desired, action),
+        None => "ignored: not one of promote, promote-full, abort, pause, resume, retry".into(),
+    };
+    ctx.event(EventKind::Normal, "ManualRequest", format!("{}: {outcome}", request.id));
+    let handled_at = ctx.now_time();
+    let status = &mut ctx.status;
+    status.last_handled_request = Some(request.id.clone());
+    status.requests.push(HandledRequest {
+        request: request.id,
+        handled_at,
+        outcome,
+    });
+    let excess = status.requests.len().saturating_sub(REQUEST_HISTORY);
+    status.requests.drain(..excess);
+}
+
+fn apply(ctx: &mut Ctx, steps: &StepPlan, desired: &str, action: RequestedAction) -> String {
+    let status = &ctx.status;
+    let in_flight = status.stable_revision.as_deref().is_some_and(|s| s != desired)
+        && status.canary_revision.as_deref() == Some(desired);
+    if !in_flight {
+        return "ignored: no canary in progress".into();
+    }
+    let aborted = status.abort.is_some();
+    let index = current_index(ctx);
+    let promoting = index >= steps.steps.len();
+    match action {
+        RequestedAction::Abort if aborted => "ignored: already aborted".into(),
+        RequestedAction::Abort => {
+            let message = format!("aborted by request; canary {desired} rolled back");
+            lifecycle::mark_aborted(ctx, AbortReason::Manual, message);
+            "aborted".into()
+        }
+        RequestedAction::Retry if aborted => {
+            retry(ctx);
+            "retrying from the first step".into()
+        }
+        RequestedAction::Retry => "ignored: not aborted".into(),
+        _ if aborted => "ignored: the rollout is aborted; retry first".into(),
+        _ if promoting => "ignored: promotion is under way".into(),
+        RequestedAction::Pause if ctx.status.pause.is_some() => "ignored: already paused".into(),
+        RequestedAction::Pause => {
+            ctx.status.pause = Some(PauseStatus {
+                reason: PauseReason::Manual,
+                since: ctx.now_time(),
+            });
+            "paused".into()
+        }
+        RequestedAction::Resume => resume(ctx, steps, index),
+        RequestedAction::Promote => {
+            advance(ctx, steps, index);
+            format!("step {} completed by request", index + 1)
+        }
+        RequestedAction::PromoteFull => {
+            ctx.status.current_step_index = i32::try_from(steps.steps.len()).ok();
+            ctx.status.step_started_at = None;
+            ctx.status.pause = None;
+            "skipping the remaining steps".into()
+        }
+    }
+}
+
+fn retry(ctx: &mut Ctx) {
+    let status = &mut ctx.status;
+    status.abort = None;
+    status.current_step_index = Some(0);
+    status.step_started_at = None;
+    status.pause = None;
+    status.verdict = None;
+    status.analysis = None;
+}
+
+/// Leaves a manual or inconclusive pause. The step's hold starts again, so
+/// the analysis gets a full hold of fresh evidence. On a pause step, resume
+/// means the same as promote.
+fn resume(ctx: &mut Ctx, steps: &StepPlan, index: usize) -> String {
+    match ctx.status.pause.as_ref().map(|p| p.reason) {
+        None => "ignored: not paused".into(),
+        Some(PauseReason::PauseStep) => {
+            advance(ctx, steps, index);
+            format!("step {} completed by request", index + 1)
+        }
+        Some(PauseReason::Manual | PauseReason::Inconclusive) => {
+            ctx.status.pause = None;
+            ctx.status.step_started_at = None;
+            format!("resumed; step {} holds again", index + 1)
+        }
+    }
+}

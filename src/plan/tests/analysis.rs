@@ -1,0 +1,156 @@
+//! The analysis gate: only evidence of non-inferiority advances a step.
+
+use super::*;
+
+fn analysed(policy: InconclusivePolicy) -> RolloutSpec {
+    with_analysis(spec(standard_steps()), policy)
+}
+
+#[test]
+fn advances_at_min_hold_when_non_inferior() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::NonInferior);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    assert_eq!(plan.status.current_step_index, Some(1));
+    assert_eq!(plan.status.verdict, Some(Verdict::NonInferior));
+}
+
+#[test]
+fn non_inferior_before_min_hold_still_holds() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::NonInferior);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 59);
+    assert_eq!(plan.status.current_step_index, Some(0));
+}
+
+#[test]
+fn keeps_holding_while_analysis_continues_before_max() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::Continue);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 300);
+    assert!(plan.is_idle());
+    assert_eq!(plan.status.current_step_index, Some(0));
+    assert_eq!(condition(&plan, "Progressing").reason, "AwaitingAnalysis");
+    assert_eq!(plan.requeue_after, Some(ANALYSIS_POLL));
+}
+
+#[test]
+fn continue_at_max_hold_pauses_by_default() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::Continue);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 600);
+    assert!(plan.is_idle(), "traffic stays where it is while paused");
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(condition(&plan, "Paused").reason, "Inconclusive");
+    assert_eq!(reasons(&plan), ["AnalysisInconclusive"]);
+}
+
+#[test]
+fn continue_at_max_hold_aborts_when_the_policy_says_abort() {
+    let spec = analysed(InconclusivePolicy::Abort);
+    let observed = verdict(world(&spec, 10), Verdict::Continue);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 600);
+    assert_eq!(plan.actions, [set_weights(0)]);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
+    assert_eq!(condition(&plan, "Aborted").reason, "Inconclusive");
+}
+
+#[test]
+fn inconclusive_after_min_hold_pauses() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::Inconclusive);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
+    assert!(is_true(&plan, "Paused"));
+}
+
+#[test]
+fn inconclusive_after_min_hold_aborts_when_the_policy_says_abort() {
+    let spec = analysed(InconclusivePolicy::Abort);
+    let observed = verdict(world(&spec, 10), Verdict::Inconclusive);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
+    assert_eq!(plan.actions, [set_weights(0)]);
+}
+
+#[test]
+fn inconclusive_before_min_hold_keeps_holding() {
+    let spec = analysed(InconclusivePolicy::Abort);
+    let observed = verdict(world(&spec, 10), Verdict::Inconclusive);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 30);
+    assert!(plan.is_idle());
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Progressing));
+}
+
+#[test]
+fn regression_aborts_at_once() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::Regression);
+    // Two seconds into a one-minute hold.
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 2);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
+    assert_eq!(condition(&plan, "Aborted").reason, "Regression");
+}
+
+#[test]
+fn abort_returns_all_traffic_to_stable_in_one_write() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 50), Verdict::Regression);
+    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 30);
+    // One route write and nothing before it: stable already runs full size.
+    assert_eq!(plan.actions, [set_weights(0)]);
+    assert_eq!(plan.status.canary_weight, Some(0));
+    let abort = plan.status.abort.as_ref().map(|a| (a.reason, a.at.clone()));
+    assert_eq!(abort, Some((AbortReason::Regression, time(30))));
+    assert_eq!(reasons(&plan), ["Aborted"]);
+    assert!(!is_true(&plan, "Progressing"));
+}
+
+#[test]
+fn regression_during_a_pause_step_aborts() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 50), Verdict::Regression);
+    let plan = run(&spec, &in_flight(&spec, 2, Some(0)), &observed, 30);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
+}
+
+#[test]
+fn never_promotes_without_data() {
+    let spec = with_analysis(
+        spec(vec![CanaryStep::weight(50, hold("60s", None))]),
+        InconclusivePolicy::Pause,
+    );
+    // No verdict at all, for as long as anyone waits: the step holds.
+    for now in [60, 600, 86_400] {
+        let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &world(&spec, 50), now);
+        assert_eq!(plan.status.current_step_index, Some(0));
+        assert_ne!(plan.status.phase, Some(RolloutPhase::Promoting));
+        assert_eq!(plan.status.stable_revision.as_deref(), Some(STABLE));
+    }
+    // "No data" is inconclusive, never a pass.
+    let observed = verdict(world(&spec, 50), Verdict::Inconclusive);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 600);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(plan.status.stable_revision.as_deref(), Some(STABLE));
+}
+
+#[test]
+fn inconclusive_pause_holds_traffic_even_if_evidence_arrives() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::Continue);
+    let paused = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 600);
+    let observed = verdict(world(&spec, 10), Verdict::NonInferior);
+    let later = run(&spec, &paused.status, &observed, 700);
+    assert!(later.is_idle());
+    assert_eq!(later.status.current_step_index, Some(0));
+    assert_eq!(later.status.phase, Some(RolloutPhase::Paused));
+}
+
+#[test]
+fn verdict_is_ignored_without_analysis() {
+    let spec = spec(standard_steps());
+    let observed = verdict(world(&spec, 10), Verdict::Regression);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    assert_eq!(plan.status.current_step_index, Some(1));
+    assert_eq!(plan.status.verdict, None);
+}

@@ -1,0 +1,179 @@
+//! Putting a weight in place, in the only safe order: canary pods ready,
+//! Services selecting the right revisions, then one route write, then the
+//! data plane's acceptance.
+
+use crate::api::RolloutSpec;
+
+use super::decision::{Action, EventKind};
+use super::engine::{Ctx, POLL, ROUTE_MISSING_POLL};
+use super::observed::{RouteState, TrafficSplit};
+use super::progress::Pair;
+use super::steps::StepPlan;
+
+/// Returns true once `weight` percent of traffic reaches the canary and the
+/// data plane has accepted it; otherwise plans the next move and waits.
+pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
+    canary_pods(ctx, steps, pair, weight)
+        && stable_pods(ctx, steps, pair, weight)
+        && services(ctx, steps, pair)
+        && route_weights(ctx, steps, weight)
+}
+
+fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
+    let wanted = steps.canary_replicas(weight);
+    let Some(canary) = ctx.observed.revision(pair.canary).cloned() else {
+        ctx.act(Action::Deploy {
+            revision: pair.canary.to_string(),
+            replicas: wanted,
+        });
+        let message = format!("starting canary {} with {wanted} pods", pair.canary);
+        ctx.note(true, "StartingCanary", message);
+        ctx.requeue(POLL);
+        return false;
+    };
+    // Fewer canary pods only once the route sends them no more than the new
+    // weight (e.g. after steps were edited to lower weights).
+    let may_shrink = !steps.routed
+        || ctx
+            .observed
+            .split()
+            .and_then(|s| s.canary_share())
+            .is_some_and(|share| share <= weight);
+    let target = if canary.replicas > wanted && !may_shrink {
+        canary.replicas
+    } else {
+        wanted
+    };
+    if canary.replicas != target {
+        ctx.act(Action::Deploy {
+            revision: pair.canary.to_string(),
+            replicas: target,
+        });
+    }
+    if canary.is_available_at(target) {
+        return true;
+    }
+    let message = format!(
+        "waiting for canary {}: {}/{target} pods available",
+        pair.canary, canary.available_replicas
+    );
+    ctx.note(true, "WaitingForCanary", message);
+    ctx.requeue(POLL);
+    false
+}
+
+fn stable_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
+    let wanted = steps.stable_replicas(weight);
+    let Some(stable) = ctx.observed.revision(pair.stable) else {
+        let message = format!(
+            "the Deployment of stable revision {} is missing; no traffic moved",
+            pair.stable
+        );
+        ctx.note(false, "StableMissing", message);
+        ctx.requeue(ROUTE_MISSING_POLL);
+        return false;
+    };
+    if stable.replicas == wanted {
+        return true;
+    }
+    ctx.act(Action::Scale {
+        revision: pair.stable.to_string(),
+        replicas: wanted,
+    });
+    // With a router the stable's size does not set the split; without one,
+    // the split is the replica ratio and is only right once it has shrunk.
+    if steps.routed {
+        return true;
+    }
+    let message = format!("scaling stable {} to {wanted} pods", pair.stable);
+    ctx.note(true, "ScalingStable", message);
+    ctx.requeue(POLL);
+    false
+}
+
+fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool {
+    let selected = &ctx.observed.services;
+    let stable_ok = selected.stable.as_deref() == Some(pair.stable);
+    let canary_ok = selected.canary.as_deref() == Some(pair.canary);
+    if stable_ok && canary_ok {
+        return true;
+    }
+    // Re-pointing the canary Service while it carries traffic would send
+    // that traffic to pods nobody has judged: take the traffic back first.
+    let canary_carries_traffic = matches!(
+        &ctx.observed.route,
+        Some(RouteState::Present { split, .. }) if *split != Some(TrafficSplit::ALL_STABLE)
+    );
+    if steps.routed && !canary_ok && canary_carries_traffic {
+        ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+        let message = "returning canary traffic to stable before switching the canary Service";
+        ctx.note(true, "ClearingCanaryTraffic", message.to_string());
+        ctx.requeue(POLL);
+        return false;
+    }
+    ctx.act(Action::SelectRevisions {
+        stable: pair.stable.to_string(),
+        canary: pair.canary.to_string(),
+    });
+    let message = format!(
+        "pointing the stable Service at {} and the canary Service at {}",
+        pair.stable, pair.canary
+    );
+    ctx.note(true, "SelectingRevisions", message);
+    ctx.requeue(POLL);
+    false
+}
+
+fn route_weights(ctx: &mut Ctx, steps: &StepPlan, weight: i32) -> bool {
+    let weight_changed = ctx.status.canary_weight != Some(weight);
+    ctx.status.canary_weight = Some(weight);
+    if !steps.routed {
+        return true;
+    }
+    let wanted = TrafficSplit::canary_percent(weight);
+    match ctx.observed.route.clone() {
+        None | Some(RouteState::NotFound) => {
+            let message = format!("{} not found; no traffic moved", route_name(ctx.spec));
+            ctx.note(false, "RouteNotFound", message);
+            ctx.requeue(ROUTE_MISSING_POLL);
+            false
+        }
+        Some(RouteState::MissingBackends { message }) => {
+            let message = format!("{}: {message}; no traffic moved", route_name(ctx.spec));
+            ctx.note(false, "RouteMissingBackends", message);
+            ctx.requeue(ROUTE_MISSING_POLL);
+            false
+        }
+        Some(RouteState::Present { split, .. }) if split != Some(wanted) => {
+            ctx.act(Action::SetWeights(wanted));
+            if weight_changed {
+                let message = format!("canary weight {weight}");
+                ctx.event(EventKind::Normal, "TrafficShifted", message);
+            }
+            let message = format!("setting canary weight {weight} on {}", route_name(ctx.spec));
+            ctx.note(true, "ShiftingTraffic", message);
+            ctx.requeue(POLL);
+            false
+        }
+        Some(RouteState::Present { accepted: false, .. }) => {
+            let message = format!("waiting for the data plane to accept canary weight {weight}");
+            ctx.note(true, "AwaitingDataPlane", message);
+            ctx.requeue(POLL);
+            false
+        }
+        Some(RouteState::Present { .. }) => true,
+    }
+}
+
+/// The route as users name it in messages.
+pub(super) fn route_name(spec: &RolloutSpec) -> String {
+    let routing = spec.canary().and_then(|c| c.traffic_routing.as_ref());
+    match routing {
+        Some(r) => match (&r.gateway_api, &r.istio) {
+            (Some(g), _) => format!("HTTPRoute {}", g.http_route.name),
+            (None, Some(i)) => format!("VirtualService {}", i.virtual_service.name),
+            (None, None) => "the route".to_string(),
+        },
+        None => "the route".to_string(),
+    }
+}

@@ -1,0 +1,228 @@
+//! The exact patches the HTTPRoute router sends, and what they leave alone.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn backends() -> Backends {
+    Backends {
+        stable: "shop-stable".into(),
+        canary: "shop-canary".into(),
+    }
+}
+
+fn accepted_at(generation: i64) -> Value {
+    json!({"parents": [{
+        "parentRef": {"name": "gw"},
+        "controllerName": "example.com/gateway",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": generation}]
+    }]})
+}
+
+/// A route with a debug rule to another Service, the weighted rule, and an
+/// admin rule that only reaches stable.
+fn route_json(stable: i32, canary: i32) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "shop", "namespace": "prod", "generation": 4},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [
+                {"matches": [{"headers": [{"name": "x-debug", "value": "1"}]}],
+                 "backendRefs": [{"name": "debug", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                 "filters": [{"type": "RequestHeaderModifier",
+                              "requestHeaderModifier": {"add": [{"name": "x-via", "value": "gw"}]}}],
+                 "backendRefs": [{"name": "shop-stable", "port": 80, "weight": stable},
+                                 {"name": "shop-canary", "port": 80, "weight": canary}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+                 "backendRefs": [{"name": "shop-stable", "port": 80}]}
+            ]
+        },
+        "status": accepted_at(4)
+    })
+}
+
+fn route(value: Value) -> HttpRoute {
+    serde_json::from_value(value).expect("fixture is a valid HTTPRoute")
+}
+
+fn patch_json(value: Value, split: TrafficSplit) -> Value {
+    let patch = weight_patch(&route(value), &backends(), split).expect("route has both backends");
+    serde_json::to_value(patch).unwrap_or_default()
+}
+
+fn guarded(rule: usize, index: usize, name: &str, from: i32, to: i32) -> Vec<Value> {
+    let at = format!("/spec/rules/{rule}/backendRefs/{index}");
+    vec![
+        json!({"op": "test", "path": format!("{at}/name"), "value": name}),
+        json!({"op": "test", "path": format!("{at}/weight"), "value": from}),
+        json!({"op": "replace", "path": format!("{at}/weight"), "value": to}),
+    ]
+}
+
+fn ops(parts: Vec<Vec<Value>>) -> Value {
+    Value::Array(parts.into_iter().flatten().collect())
+}
+
+#[test]
+fn first_step_sends_ten_percent_with_guards_on_names_and_weights() {
+    let patch = patch_json(route_json(100, 0), TrafficSplit::canary_percent(10));
+    let expected = ops(vec![
+        guarded(1, 0, "shop-stable", 100, 90),
+        guarded(1, 1, "shop-canary", 0, 10),
+    ]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn half_step_sends_fifty_fifty() {
+    let patch = patch_json(route_json(90, 10), TrafficSplit::canary_percent(50));
+    let expected = ops(vec![
+        guarded(1, 0, "shop-stable", 90, 50),
+        guarded(1, 1, "shop-canary", 10, 50),
+    ]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn promotion_and_abort_write_one_hundred_zero() {
+    let patch = patch_json(route_json(50, 50), TrafficSplit::ALL_STABLE);
+    let expected = ops(vec![
+        guarded(1, 0, "shop-stable", 50, 100),
+        guarded(1, 1, "shop-canary", 50, 0),
+    ]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn abort_covers_every_rule_with_both_backends_in_one_patch() {
+    let mut value = route_json(50, 50);
+    let weighted = value["spec"]["rules"][1].clone();
+    if let Some(rules) = value["spec"]["rules"].as_array_mut() {
+        rules.push(weighted);
+    }
+    let patch = patch_json(value, TrafficSplit::ALL_STABLE);
+    let expected = ops(vec![
+        guarded(1, 0, "shop-stable", 50, 100),
+        guarded(1, 1, "shop-canary", 50, 0),
+        guarded(3, 0, "shop-stable", 50, 100),
+        guarded(3, 1, "shop-canary", 50, 0),
+    ]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn other_rules_matches_and_filters_stay_untouched() {
+    let before = route_json(100, 0);
+    let patch = weight_patch(&route(before.clone()), &backends(), TrafficSplit::canary_percent(10))
+        .expect("route has both backends");
+    let mut after = before.clone();
+    json_patch::patch(&mut after, &patch).expect("the patch applies to the route it was built from");
+    let mut expected = before;
+    expected["spec"]["rules"][1]["backendRefs"][0]["weight"] = json!(90);
+    expected["spec"]["rules"][1]["backendRefs"][1]["weight"] = json!(10);
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn a_concurrent_edit_fails_the_patch_instead_of_being_overwritten() {
+    let read = route_json(100, 0);
+    let patch =
+        weight_patch(&route(read), &backends(), TrafficSplit::canary_percent(10)).expect("route has both backends");
+    // Between our read and our write, someone reordered the backends.
+    let mut live = route_json(100, 0);
+    live["spec"]["rules"][1]["backendRefs"][0]["name"] = json!("shop-canary");
+    live["spec"]["rules"][1]["backendRefs"][1]["name"] = json!("shop-stable");
+    assert!(json_patch::patch(&mut live, &patch).is_err());
+}
+
+#[test]
+fn missing_weights_are_added_rather_than_tested() {
+    let mut value = route_json(0, 0);
+    for backend in value["spec"]["rules"][1]["backendRefs"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        backend.as_object_mut().map(|b| b.remove("weight"));
+    }
+    let patch = patch_json(value, TrafficSplit::canary_percent(10));
+    let expected = json!([
+        {"op": "test", "path": "/spec/rules/1/backendRefs/0/name", "value": "shop-stable"},
+        {"op": "add", "path": "/spec/rules/1/backendRefs/0/weight", "value": 90},
+        {"op": "test", "path": "/spec/rules/1/backendRefs/1/name", "value": "shop-canary"},
+        {"op": "add", "path": "/spec/rules/1/backendRefs/1/weight", "value": 10},
+    ]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn a_route_naming_neither_service_is_a_missing_backend() {
+    let mut value = route_json(100, 0);
+    value["spec"]["rules"] = json!([{"backendRefs": [{"name": "other", "port": 80}]}]);
+    let err = weight_patch(&route(value), &backends(), TrafficSplit::ALL_STABLE);
+    assert!(matches!(&err, Err(RoutingError::MissingBackend { .. })), "{err:?}");
+    assert_eq!(err.err().map(|e| e.metric_label()), Some("missing_backend"));
+}
+
+#[test]
+fn a_rule_reaching_only_stable_is_not_weighted() {
+    let mut value = route_json(100, 0);
+    value["spec"]["rules"] = json!([{"backendRefs": [{"name": "shop-stable", "port": 80}]}]);
+    let state = route_state(&route(value), &backends());
+    assert!(matches!(state, RouteState::MissingBackends { .. }));
+}
+
+#[test]
+fn a_same_named_service_in_another_namespace_is_not_ours() {
+    let mut value = route_json(100, 0);
+    value["spec"]["rules"][1]["backendRefs"][1]["namespace"] = json!("staging");
+    let err = weight_patch(&route(value), &backends(), TrafficSplit::ALL_STABLE);
+    assert!(matches!(err, Err(RoutingError::MissingBackend { .. })));
+}
+
+#[test]
+fn reads_the_split_and_acceptance() {
+    let state = route_state(&route(route_json(75, 25)), &backends());
+    let expected = RouteState::Present {
+        split: Some(TrafficSplit { stable: 75, canary: 25 }),
+        accepted: true,
+    };
+    assert_eq!(state, expected);
+}
+
+#[test]
+fn rules_that_disagree_have_no_single_split() {
+    let mut value = route_json(90, 10);
+    let mut other = value["spec"]["rules"][1].clone();
+    other["backendRefs"][0]["weight"] = json!(50);
+    other["backendRefs"][1]["weight"] = json!(50);
+    if let Some(rules) = value["spec"]["rules"].as_array_mut() {
+        rules.push(other);
+    }
+    let state = route_state(&route(value), &backends());
+    assert!(matches!(state, RouteState::Present { split: None, .. }));
+}
+
+#[test]
+fn accepted_needs_every_parent_at_the_current_generation() {
+    assert!(accepted(&route(route_json(100, 0))));
+    let mut stale = route_json(100, 0);
+    stale["status"] = accepted_at(3);
+    assert!(!accepted(&route(stale)));
+    let mut two_parents = route_json(100, 0);
+    let mut parents = accepted_at(4)["parents"].clone();
+    if let Some(list) = parents.as_array_mut() {
+        let mut second = list[0].clone();
+        second["conditions"][0]["status"] = json!("False");
+        list.push(second);
+    }
+    two_parents["status"]["parents"] = parents;
+    assert!(!accepted(&route(two_parents)));
+    let mut no_status = route_json(100, 0);
+    no_status["status"] = Value::Null;
+    assert!(!accepted(&route(no_status)));
+}

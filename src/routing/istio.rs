@@ -1,0 +1,250 @@
+//! Istio `VirtualService`: weights on the destinations of named HTTP routes
+//! that send traffic to both the stable and canary Services (host-level
+//! split). Everything else in the VirtualService is the user's.
+
+use futures::future::BoxFuture;
+use json_patch::Patch;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, PatchParams};
+use kube::{Client, ResourceExt};
+
+use super::istio_types::{VirtualService, VirtualServiceHttp, VirtualServiceStatusValidationMessagesLevel};
+use super::{
+    Backends, FIELD_MANAGER, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
+};
+use crate::api::VirtualServiceRef;
+
+/// Shifts traffic on one VirtualService in the Rollout's namespace.
+pub struct VirtualServiceRouter {
+    api: Api<VirtualService>,
+    namespace: String,
+    name: String,
+    routes: Vec<String>,
+    backends: Backends,
+}
+
+impl VirtualServiceRouter {
+    pub fn new(client: Client, namespace: &str, reference: &VirtualServiceRef, backends: Backends) -> Self {
+        VirtualServiceRouter {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+            name: reference.name.clone(),
+            routes: reference.routes.clone(),
+            backends,
+        }
+    }
+}
+
+impl TrafficRouter for VirtualServiceRouter {
+    fn describe(&self) -> String {
+        format!("VirtualService {}/{}", self.namespace, self.name)
+    }
+
+    fn observe(&self) -> BoxFuture<'_, Result<RouteState, RoutingError>> {
+        Box::pin(async move {
+            let found = self.api.get_opt(&self.name).await;
+            match found.map_err(|e| RoutingError::from_kube(&self.describe(), e))? {
+                None => Ok(RouteState::NotFound),
+                Some(vs) => Ok(route_state(&vs, &self.routes, &self.backends)),
+            }
+        })
+    }
+
+    fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
+        Box::pin(async move {
+            let describe = self.describe();
+            let vs = self
+                .api
+                .get_opt(&self.name)
+                .await
+                .map_err(|e| RoutingError::from_kube(&describe, e))?
+                .ok_or_else(|| RoutingError::NotFound {
+                    route: describe.clone(),
+                })?;
+            let patch = weight_patch(&vs, &self.routes, &self.backends, split)?;
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            };
+            self.api
+                .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
+                .await
+                .map_err(|e| RoutingError::from_kube(&describe, e))?;
+            Ok(())
+        })
+    }
+}
+
+/// Whether a destination host names `service` in `namespace`: Istio accepts
+/// the short name and any of the fully qualified forms.
+fn names_service(host: &str, service: &str, namespace: &str) -> bool {
+    let qualified = format!("{service}.{namespace}");
+    host == service
+        || host == qualified
+        || host == format!("{qualified}.svc")
+        || host.starts_with(&format!("{qualified}.svc."))
+}
+
+/// One HTTP route to weight: its index and, for each destination naming one
+/// of our Services, the destination index and the Service it names.
+struct ManagedRoute {
+    index: usize,
+    destinations: Vec<(usize, String)>,
+}
+
+fn managed_routes(
+    vs: &VirtualService,
+    names: &[String],
+    backends: &Backends,
+) -> Result<Vec<ManagedRoute>, RoutingError> {
+    let namespace = vs.namespace().unwrap_or_default();
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let route_name = || format!("VirtualService {}", vs.name_any());
+    let candidates: Vec<usize> = if names.is_empty() {
+        (0..http.len()).collect()
+    } else {
+        let mut indices = Vec::with_capacity(names.len());
+        for name in names {
+            let found = http.iter().position(|h| h.name.as_deref() == Some(name));
+            indices.push(found.ok_or_else(|| RoutingError::UnknownRouteName {
+                route: route_name(),
+                name: name.clone(),
+            })?);
+        }
+        indices
+    };
+    let mut managed = Vec::new();
+    for index in candidates {
+        match ours(&http[index], backends, &namespace) {
+            Some(destinations) => managed.push(ManagedRoute { index, destinations }),
+            // A route the user named must carry both; unnamed ones may not.
+            None if !names.is_empty() => return Err(missing(route_name(), backends)),
+            None => {}
+        }
+    }
+    if managed.is_empty() {
+        return Err(missing(route_name(), backends));
+    }
+    Ok(managed)
+}
+
+/// The destinations of one HTTP route that name our Services, if it names
+/// both.
+fn ours(http: &VirtualServiceHttp, backends: &Backends, namespace: &str) -> Option<Vec<(usize, String)>> {
+    let destinations: Vec<(usize, String)> = http
+        .route
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(j, r)| {
+            [&backends.stable, &backends.canary]
+                .into_iter()
+                .find(|svc| names_service(&r.destination.host, svc, namespace))
+                .map(|svc| (j, svc.clone()))
+        })
+        .collect();
+    let has = |svc: &String| destinations.iter().any(|(_, s)| s == svc);
+    (has(&backends.stable) && has(&backends.canary)).then_some(destinations)
+}
+
+fn missing(route: String, backends: &Backends) -> RoutingError {
+    RoutingError::MissingBackend {
+        route,
+        message: format!(
+            "no HTTP route sends traffic to both {} and {}",
+            backends.stable, backends.canary
+        ),
+    }
+}
+
+/// The exact JSON Patch that sets `split`: for each destination of our
+/// Services in each managed route, a `test` of its host (and current
+/// weight), then the new weight.
+pub fn weight_patch(
+    vs: &VirtualService,
+    names: &[String],
+    backends: &Backends,
+    split: TrafficSplit,
+) -> Result<Patch, RoutingError> {
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let mut ops = Vec::new();
+    for managed in managed_routes(vs, names, backends)? {
+        let routes = http[managed.index].route.as_deref().unwrap_or_default();
+        for (j, service) in managed.destinations {
+            let Some(weight) = backends.weight_for(&service, split) else {
+                continue;
+            };
+            let destination = &routes[j];
+            let prefix = ["spec", "http", &managed.index.to_string(), "route", &j.to_string()].map(String::from);
+            ops.extend(guarded_weight_ops(
+                &prefix,
+                ("destination/host", &destination.destination.host),
+                destination.weight,
+                weight,
+            ));
+        }
+    }
+    Ok(Patch(ops))
+}
+
+/// What the engine needs to know about the VirtualService.
+pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends) -> RouteState {
+    let managed = match managed_routes(vs, names, backends) {
+        Ok(managed) => managed,
+        Err(e) => return RouteState::MissingBackends { message: e.to_string() },
+    };
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let splits = managed.iter().map(|m| {
+        let routes = http[m.index].route.as_deref().unwrap_or_default();
+        let mut split = TrafficSplit { stable: 0, canary: 0 };
+        for (j, service) in &m.destinations {
+            // Istio treats a missing weight as 0 when several destinations
+            // are listed.
+            let weight = routes[*j].weight.unwrap_or(0);
+            if *service == backends.stable {
+                split.stable += weight;
+            } else {
+                split.canary += weight;
+            }
+        }
+        split
+    });
+    RouteState::Present {
+        split: agreed_split(splits),
+        accepted: accepted(vs),
+    }
+}
+
+/// Istio reports status only when its status feature is on. Without a
+/// status there is nothing to wait for (the object was validated at
+/// admission); with one, the current generation must be reconciled and
+/// free of validation errors.
+pub fn accepted(vs: &VirtualService) -> bool {
+    let Some(status) = &vs.status else {
+        return true;
+    };
+    let observed = status.observed_generation.as_ref().and_then(|g| match g {
+        IntOrString::Int(i) => Some(i64::from(*i)),
+        IntOrString::String(s) => s.parse().ok(),
+    });
+    let current = match (observed, vs.metadata.generation) {
+        (Some(observed), Some(generation)) => observed == generation,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    let errors = status
+        .validation_messages
+        .iter()
+        .flatten()
+        .any(|m| m.level == Some(VirtualServiceStatusValidationMessagesLevel::Error));
+    let unreconciled = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.r#type.as_deref() == Some("Reconciled") && c.status.as_deref() != Some("True"));
+    current && !errors && !unreconciled
+}
+
+#[cfg(test)]
+mod tests;

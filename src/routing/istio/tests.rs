@@ -1,0 +1,162 @@
+//! The exact patches the VirtualService router sends, and what they leave alone.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn backends() -> Backends {
+    Backends {
+        stable: "shop-stable".into(),
+        canary: "shop-canary".into(),
+    }
+}
+
+fn primary() -> Vec<String> {
+    vec!["primary".into()]
+}
+
+/// A debug route to another Service, the weighted `primary` route (its
+/// canary host fully qualified), and a fallback that only reaches stable.
+fn vs_json(stable: i32, canary: i32) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "shop", "namespace": "prod", "generation": 2},
+        "spec": {
+            "hosts": ["shop.example.com"],
+            "gateways": ["gw"],
+            "http": [
+                {"name": "debug",
+                 "match": [{"headers": {"x-debug": {"exact": "1"}}}],
+                 "route": [{"destination": {"host": "debug"}}]},
+                {"name": "primary",
+                 "retries": {"attempts": 3},
+                 "route": [
+                    {"destination": {"host": "shop-stable", "port": {"number": 80}}, "weight": stable},
+                    {"destination": {"host": "shop-canary.prod.svc.cluster.local", "port": {"number": 80}},
+                     "weight": canary}]},
+                {"name": "fallback", "route": [{"destination": {"host": "shop-stable"}}]}
+            ]
+        }
+    })
+}
+
+fn vs(value: Value) -> VirtualService {
+    serde_json::from_value(value).expect("fixture is a valid VirtualService")
+}
+
+fn patch_json(value: Value, split: TrafficSplit) -> Value {
+    let patch = weight_patch(&vs(value), &primary(), &backends(), split).expect("primary has both");
+    serde_json::to_value(patch).unwrap_or_default()
+}
+
+fn guarded(index: usize, host: &str, from: i32, to: i32) -> Vec<Value> {
+    let at = format!("/spec/http/1/route/{index}");
+    vec![
+        json!({"op": "test", "path": format!("{at}/destination/host"), "value": host}),
+        json!({"op": "test", "path": format!("{at}/weight"), "value": from}),
+        json!({"op": "replace", "path": format!("{at}/weight"), "value": to}),
+    ]
+}
+
+const CANARY_HOST: &str = "shop-canary.prod.svc.cluster.local";
+
+fn ops(parts: Vec<Vec<Value>>) -> Value {
+    Value::Array(parts.into_iter().flatten().collect())
+}
+
+#[test]
+fn first_step_sends_ten_percent_with_guards_on_hosts_and_weights() {
+    let patch = patch_json(vs_json(100, 0), TrafficSplit::canary_percent(10));
+    let expected = ops(vec![guarded(0, "shop-stable", 100, 90), guarded(1, CANARY_HOST, 0, 10)]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn half_step_sends_fifty_fifty() {
+    let patch = patch_json(vs_json(90, 10), TrafficSplit::canary_percent(50));
+    let expected = ops(vec![guarded(0, "shop-stable", 90, 50), guarded(1, CANARY_HOST, 10, 50)]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn promotion_and_abort_write_one_hundred_zero() {
+    let patch = patch_json(vs_json(50, 50), TrafficSplit::ALL_STABLE);
+    let expected = ops(vec![guarded(0, "shop-stable", 50, 100), guarded(1, CANARY_HOST, 50, 0)]);
+    assert_eq!(patch, expected);
+}
+
+#[test]
+fn other_routes_and_fields_stay_untouched() {
+    let before = vs_json(100, 0);
+    let patch = weight_patch(
+        &vs(before.clone()),
+        &primary(),
+        &backends(),
+        TrafficSplit::canary_percent(10),
+    )
+    .expect("primary has both");
+    let mut after = before.clone();
+    json_patch::patch(&mut after, &patch).expect("the patch applies to the object it was built from");
+    let mut expected = before;
+    expected["spec"]["http"][1]["route"][0]["weight"] = json!(90);
+    expected["spec"]["http"][1]["route"][1]["weight"] = json!(10);
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn without_route_names_every_route_with_both_hosts_is_weighted() {
+    let patch = weight_patch(&vs(vs_json(100, 0)), &[], &backends(), TrafficSplit::canary_percent(10))
+        .expect("primary has both");
+    let expected = ops(vec![guarded(0, "shop-stable", 100, 90), guarded(1, CANARY_HOST, 0, 10)]);
+    assert_eq!(serde_json::to_value(patch).unwrap_or_default(), expected);
+}
+
+#[test]
+fn an_unknown_route_name_is_an_error() {
+    let names = vec!["nope".to_string()];
+    let err = weight_patch(&vs(vs_json(100, 0)), &names, &backends(), TrafficSplit::ALL_STABLE);
+    assert_eq!(err.err().map(|e| e.metric_label()), Some("unknown_route_name"));
+}
+
+#[test]
+fn a_named_route_without_both_hosts_is_a_missing_backend() {
+    let names = vec!["fallback".to_string()];
+    let state = route_state(&vs(vs_json(100, 0)), &names, &backends());
+    assert!(matches!(state, RouteState::MissingBackends { .. }), "{state:?}");
+}
+
+#[test]
+fn a_host_in_another_namespace_is_not_ours() {
+    let mut value = vs_json(100, 0);
+    value["spec"]["http"][1]["route"][1]["destination"]["host"] = json!("shop-canary.staging.svc.cluster.local");
+    let err = weight_patch(&vs(value), &primary(), &backends(), TrafficSplit::ALL_STABLE);
+    assert!(matches!(err, Err(RoutingError::MissingBackend { .. })));
+}
+
+#[test]
+fn reads_the_split() {
+    let state = route_state(&vs(vs_json(75, 25)), &primary(), &backends());
+    let expected = RouteState::Present {
+        split: Some(TrafficSplit { stable: 75, canary: 25 }),
+        accepted: true,
+    };
+    assert_eq!(state, expected);
+}
+
+#[test]
+fn acceptance_follows_istio_status_when_there_is_one() {
+    assert!(accepted(&vs(vs_json(100, 0))), "no status: nothing to wait for");
+    let with_status = |status: Value| {
+        let mut value = vs_json(100, 0);
+        value["status"] = status;
+        accepted(&vs(value))
+    };
+    assert!(with_status(json!({"observedGeneration": 2})));
+    assert!(with_status(json!({"observedGeneration": "2"})));
+    assert!(!with_status(json!({"observedGeneration": 1})));
+    assert!(!with_status(json!({"observedGeneration": 2,
+        "validationMessages": [{"level": "ERROR", "type": {"code": "IST0101"}}]})));
+    assert!(!with_status(json!({"observedGeneration": 2,
+        "conditions": [{"type": "Reconciled", "status": "False"}]})));
+}

@@ -1,0 +1,174 @@
+//! Traffic routers: one trait, one file per implementation.
+//!
+//! A router never owns the user's route object. It reads it, and writes only
+//! the weights of the two backends Siskin manages, with one JSON Patch whose
+//! `test` operations make a concurrent edit (by a human, Argo CD or Flux)
+//! fail loudly instead of being clobbered. Adding a router is one new file
+//! and one line in [`router_for`].
+
+pub mod gateway_api;
+pub mod istio;
+#[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+pub mod istio_types;
+
+use futures::future::BoxFuture;
+use json_patch::{PatchOperation, jsonptr::PointerBuf};
+use kube::Client;
+
+use crate::api::{RolloutSpec, ServiceRef};
+pub use crate::plan::{RouteState, TrafficSplit};
+
+/// The field manager recorded on Siskin's route patches.
+pub const FIELD_MANAGER: &str = "siskin";
+
+/// A data plane whose weights Siskin can shift.
+pub trait TrafficRouter: Send + Sync {
+    /// The route as users name it, e.g. `HTTPRoute shop/product-service`.
+    fn describe(&self) -> String;
+
+    /// Reads the route: the stable/canary split, and whether the data plane
+    /// accepted its current generation. A missing route or missing backends
+    /// are states (the engine waits with a condition), not errors.
+    fn observe(&self) -> BoxFuture<'_, Result<RouteState, RoutingError>>;
+
+    /// Writes `split` in one request. [`RoutingError::Conflict`] means the
+    /// route changed underneath; observe again and re-plan.
+    fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>>;
+}
+
+/// The router a Rollout's spec names, or `None` for a replica-ratio canary.
+pub fn router_for(client: Client, namespace: &str, spec: &RolloutSpec) -> Option<Box<dyn TrafficRouter>> {
+    let routing = spec.canary()?.traffic_routing.as_ref()?;
+    let backends = Backends::of(&spec.service);
+    if let Some(g) = &routing.gateway_api {
+        let router = gateway_api::HttpRouteRouter::new(client, namespace, &g.http_route.name, backends);
+        return Some(Box::new(router));
+    }
+    if let Some(i) = &routing.istio {
+        let router = istio::VirtualServiceRouter::new(client, namespace, &i.virtual_service, backends);
+        return Some(Box::new(router));
+    }
+    None
+}
+
+/// The two Services whose weights Siskin manages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backends {
+    pub stable: String,
+    pub canary: String,
+}
+
+impl Backends {
+    /// `<service>-stable` and `<service>-canary`.
+    pub fn of(service: &ServiceRef) -> Self {
+        Backends {
+            stable: service.stable_name(),
+            canary: service.canary_name(),
+        }
+    }
+
+    /// The weight to write for the backend named `name`, if it is one of ours.
+    fn weight_for(&self, name: &str, split: TrafficSplit) -> Option<i32> {
+        if name == self.stable {
+            Some(split.stable)
+        } else if name == self.canary {
+            Some(split.canary)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a router could not read or write a route.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    #[error("{route} not found")]
+    NotFound { route: String },
+    #[error("{route}: {message}")]
+    MissingBackend { route: String, message: String },
+    #[error("{route} has no HTTP route named {name:?}")]
+    UnknownRouteName { route: String, name: String },
+    #[error("{route} changed since it was read; retrying on fresh data")]
+    Conflict { route: String },
+    #[error("reading or patching {route}: {source}")]
+    Kube {
+        route: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+impl RoutingError {
+    /// A short snake_case label for metrics and Event reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RoutingError::NotFound { .. } => "route_not_found",
+            RoutingError::MissingBackend { .. } => "missing_backend",
+            RoutingError::UnknownRouteName { .. } => "unknown_route_name",
+            RoutingError::Conflict { .. } => "route_conflict",
+            RoutingError::Kube { .. } => "kube_api",
+        }
+    }
+
+    /// Sorts an API error: a failed `test` operation comes back as 422
+    /// (or 409 on a resourceVersion clash) and means "re-read, re-plan".
+    fn from_kube(route: &str, source: kube::Error) -> Self {
+        match &source {
+            kube::Error::Api(status) if status.code == 409 || status.code == 422 => RoutingError::Conflict {
+                route: route.to_string(),
+            },
+            kube::Error::Api(status) if status.code == 404 => RoutingError::NotFound {
+                route: route.to_string(),
+            },
+            _ => RoutingError::Kube {
+                route: route.to_string(),
+                source: Box::new(source),
+            },
+        }
+    }
+}
+
+/// Builds the patch operations for one backend: check it is still the
+/// backend we read (and still has the weight we read), then set the weight.
+/// `field` is the member holding the backend's identity (`name`, `host`).
+fn guarded_weight_ops(
+    prefix: &[String],
+    field: (&str, &str),
+    current: Option<i32>,
+    weight: i32,
+) -> Vec<PatchOperation> {
+    let pointer =
+        |last: &[&str]| PointerBuf::from_tokens(prefix.iter().map(String::as_str).chain(last.iter().copied()));
+    let (identity_path, identity) = field;
+    let identity_tokens: Vec<&str> = identity_path.split('/').collect();
+    let mut ops = vec![PatchOperation::Test(json_patch::TestOperation {
+        path: pointer(&identity_tokens),
+        value: identity.into(),
+    })];
+    let weight_path = pointer(&["weight"]);
+    match current {
+        Some(current) => {
+            ops.push(PatchOperation::Test(json_patch::TestOperation {
+                path: weight_path.clone(),
+                value: current.into(),
+            }));
+            ops.push(PatchOperation::Replace(json_patch::ReplaceOperation {
+                path: weight_path,
+                value: weight.into(),
+            }));
+        }
+        None => ops.push(PatchOperation::Add(json_patch::AddOperation {
+            path: weight_path,
+            value: weight.into(),
+        })),
+    }
+    ops
+}
+
+/// Sums per-rule weights into one split; `None` when rules disagree.
+fn agreed_split(splits: impl IntoIterator<Item = TrafficSplit>) -> Option<TrafficSplit> {
+    let mut splits = splits.into_iter();
+    let first = splits.next()?;
+    let share = first.canary_share();
+    splits.all(|s| s.canary_share() == share).then_some(first)
+}
