@@ -9,3 +9,5 @@ pub mod analysis;
 pub mod api;
 pub mod plan;
 pub mod routing;
+pub mod cli;
+pub mod controller;

@@ -193,3 +193,47 @@ pub async fn loadgen(args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("loadgen JSON")
 }
+
+/// A Siskin controller process scoped to one test namespace (its Lease lives
+/// there too), so tests run side by side. Killed on drop.
+pub struct ControllerProcess {
+    child: tokio::process::Child,
+}
+
+impl ControllerProcess {
+    pub fn start(ns: &TestNamespace, identity: &str) -> Self {
+        let log_dir = std::env::var("SISKIN_SANDBOX")
+            .map(|d| format!("{d}/logs"))
+            .unwrap_or_else(|_| "/tmp".into());
+        let log = std::fs::File::create(format!("{log_dir}/controller-{}-{identity}.log", ns.name)).expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
+            .args(["controller", "--namespace", &ns.name, "--lease-namespace", &ns.name])
+            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,siskin=debug,kube=warn")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the controller");
+        ControllerProcess { child }
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Runs `siskin <args>` (the CLI) and asserts it succeeded.
+pub async fn siskin(args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
+        .args(args)
+        .output()
+        .await
+        .expect("run siskin");
+    assert!(
+        out.status.success(),
+        "siskin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

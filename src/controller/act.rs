@@ -1,0 +1,159 @@
+//! Act: apply the engine's actions. Siskin's own objects (Deployments and
+//! Services) are written with server-side apply under one field manager; the
+//! user's route only through its router's guarded JSON Patch.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::{Error, FIELD_MANAGER};
+use crate::api::{REVISION_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::plan::Action;
+use crate::routing::TrafficRouter;
+
+/// What acting on one Rollout needs besides the action itself.
+pub struct Target<'a> {
+    pub client: &'a Client,
+    pub ns: &'a str,
+    pub rollout: &'a Rollout,
+    pub template: Option<&'a PodTemplateSpec>,
+    /// Existing Deployments by revision.
+    pub deployments: &'a [(String, Deployment)],
+    pub router: Option<&'a dyn TrafficRouter>,
+}
+
+/// The name of the Deployment running one revision.
+pub fn deployment_name(rollout: &str, revision: &str) -> String {
+    format!("{rollout}-{revision}")
+}
+
+fn revision_labels(rollout: &str, revision: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (ROLLOUT_LABEL.to_string(), rollout.to_string()),
+        (REVISION_LABEL.to_string(), revision.to_string()),
+    ])
+}
+
+fn apply_params() -> PatchParams {
+    // Controllers force their own fields (Kubernetes' guidance for SSA).
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+fn merge_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+impl Target<'_> {
+    pub async fn apply(&self, action: &Action) -> Result<(), Error> {
+        match action {
+            Action::Deploy { revision, replicas } => self.deploy(revision, *replicas).await,
+            Action::Scale { revision, replicas } => self.scale(revision, *replicas).await,
+            Action::SelectRevisions { stable, canary } => {
+                self.select(&self.rollout.spec.service.stable_name(), stable).await?;
+                self.select(&self.rollout.spec.service.canary_name(), canary).await
+            }
+            Action::SetWeights(split) => match self.router {
+                Some(router) => Ok(router.set_weights(*split).await?),
+                None => Ok(()),
+            },
+            Action::ScaleDownWorkloadRef => self.scale_down_workload_ref().await,
+        }
+    }
+
+    async fn deploy(&self, revision: &str, replicas: i32) -> Result<(), Error> {
+        let name = self.rollout.name_any();
+        let mut template = self.template.cloned().ok_or_else(|| Error::Template {
+            what: format!("Rollout {}/{name}", self.ns),
+            message: "no pod template to deploy".into(),
+        })?;
+        let labels = revision_labels(&name, revision);
+        let meta = template.metadata.get_or_insert_with(Default::default);
+        meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
+        let owner = self.rollout.controller_owner_ref(&());
+        let deployment = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": deployment_name(&name, revision),
+                "namespace": self.ns,
+                "labels": labels,
+                "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": template,
+            }
+        });
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
+        api.patch(
+            &deployment_name(&name, revision),
+            &apply_params(),
+            &Patch::Apply(deployment),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn scale(&self, revision: &str, replicas: i32) -> Result<(), Error> {
+        let name = self
+            .deployments
+            .iter()
+            .find(|(rev, _)| rev == revision)
+            .map(|(_, d)| d.name_any())
+            .unwrap_or_else(|| deployment_name(&self.rollout.name_any(), revision));
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
+        // A merge patch, not an apply: an apply of `replicas` alone would
+        // drop the template this manager applied.
+        let patch = json!({"spec": {"replicas": replicas}});
+        match api.patch(&name, &merge_params(), &Patch::Merge(patch)).await {
+            // Scaling down a revision that is already gone is done.
+            Err(kube::Error::Api(status)) if status.code == 404 && replicas == 0 => Ok(()),
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    async fn select(&self, service: &str, revision: &str) -> Result<(), Error> {
+        let name = self.rollout.name_any();
+        let spec = &self.rollout.spec.service;
+        let target_port = spec.target_port.clone().unwrap_or(IntOrString::Int(spec.port));
+        let owner = self.rollout.controller_owner_ref(&());
+        let svc = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": service,
+                "namespace": self.ns,
+                "labels": {ROLLOUT_LABEL: name},
+                "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+            },
+            "spec": {
+                "selector": revision_labels(&name, revision),
+                // A named port: Traefik matches EndpointSlice ports by name.
+                "ports": [{"name": "http", "port": spec.port, "targetPort": target_port, "protocol": "TCP"}],
+            }
+        });
+        let api: Api<Service> = Api::namespaced(self.client.clone(), self.ns);
+        api.patch(service, &apply_params(), &Patch::Apply(svc)).await?;
+        Ok(())
+    }
+
+    async fn scale_down_workload_ref(&self) -> Result<(), Error> {
+        let Some(reference) = &self.rollout.spec.workload_ref else {
+            return Ok(());
+        };
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
+        let patch = json!({"spec": {"replicas": 0}});
+        api.patch(&reference.name, &merge_params(), &Patch::Merge(patch))
+            .await?;
+        Ok(())
+    }
+}

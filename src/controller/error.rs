@@ -1,0 +1,47 @@
+//! Errors of the controller shell; each carries the label used in metrics and
+//! as the reason of the Warning Event it raises.
+
+use crate::routing::RoutingError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] Box<kube::Error>),
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the Rollout has no namespace")]
+    MissingNamespace,
+    #[error("the pod template of {what} cannot be used: {message}")]
+    Template { what: String, message: String },
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Kube(Box::new(e))
+    }
+}
+
+impl Error {
+    /// A short snake_case label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_api",
+            Error::Routing(e) => e.metric_label(),
+            Error::Finalizer(_) => "finalizer",
+            Error::MissingNamespace => "missing_namespace",
+            Error::Template { .. } => "invalid_template",
+        }
+    }
+
+    /// The CamelCase reason of the Warning Event.
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Error::Routing(RoutingError::Conflict { .. }) => "RouteConflict",
+            Error::Routing(_) => "RouteError",
+            Error::Template { .. } => "InvalidTemplate",
+            _ => "ReconcileError",
+        }
+    }
+}

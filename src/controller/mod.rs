@@ -1,0 +1,95 @@
+//! The thin Kubernetes shell around the pure step engine: watch Rollouts,
+//! observe the world into plain data, ask [`crate::plan::plan`], apply its
+//! actions, write status, publish Events. Leader election gates all of it.
+
+mod act;
+mod error;
+pub mod leader;
+pub mod metrics;
+mod observe;
+mod reconcile;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+pub use error::Error;
+pub use metrics::Metrics;
+
+use crate::api::{ROLLOUT_LABEL, Rollout};
+
+/// The field manager of every object and status Siskin writes.
+pub const FIELD_MANAGER: &str = "siskin";
+/// The finalizer that lets a deleted Rollout hand traffic back first.
+pub const FINALIZER: &str = "siskin.io/cleanup";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Settings of the controller loop.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Rollouts reconciled at once.
+    pub concurrency: u16,
+    /// The name Events are reported under, e.g. the pod name.
+    pub instance: String,
+    /// Watch only this namespace; `None` watches the whole cluster.
+    pub namespace: Option<String>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `stop` resolves (lost leadership or shutdown).
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = settings.namespace.as_deref();
+    let rollouts: Api<Rollout> = api(&client, ns);
+    // Only Siskin's own Deployments and Services, found by label: a pruned
+    // cache instead of every workload in the cluster.
+    let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
+    let reporter = Reporter {
+        controller: "siskin".into(),
+        instance: Some(settings.instance.clone()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        metrics,
+    });
+    Controller::new(rollouts, watcher::Config::default().any_semantic())
+        .owns(api::<Deployment>(&client, ns), owned.clone())
+        .owns(api::<Service>(&client, ns), owned)
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(settings.concurrency)
+                .debounce(Duration::from_millis(50)),
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,126 @@
+//! Observe: read the world a Rollout touches into the engine's plain data.
+//! Reads only; nothing here writes.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use super::Error;
+use crate::api::{ManualRequest, REVISION_LABEL, ROLLOUT_LABEL, Rollout, revision_hash};
+use crate::plan::{Observed, RevisionState, RouteState, ServiceSelectors};
+use crate::routing::{RoutingError, TrafficRouter};
+
+/// The pod template the spec asks for, and the `workloadRef` Deployment's
+/// replicas when the template comes from there. `None` template: the
+/// referenced Deployment does not exist (yet).
+pub struct DesiredTemplate {
+    pub template: Option<PodTemplateSpec>,
+    pub workload_ref_replicas: Option<i32>,
+}
+
+pub async fn desired_template(client: &Client, ns: &str, rollout: &Rollout) -> Result<DesiredTemplate, Error> {
+    if let Some(template) = &rollout.spec.template {
+        return Ok(DesiredTemplate {
+            template: Some(template.clone()),
+            workload_ref_replicas: None,
+        });
+    }
+    let Some(reference) = &rollout.spec.workload_ref else {
+        return Ok(DesiredTemplate {
+            template: None,
+            workload_ref_replicas: None,
+        });
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let Some(workload) = deployments.get_opt(&reference.name).await? else {
+        return Ok(DesiredTemplate {
+            template: None,
+            workload_ref_replicas: None,
+        });
+    };
+    let spec = workload.spec.unwrap_or_default();
+    Ok(DesiredTemplate {
+        template: Some(spec.template),
+        workload_ref_replicas: Some(spec.replicas.unwrap_or(1)),
+    })
+}
+
+/// Every Siskin-owned Deployment of this Rollout, by revision.
+pub async fn revisions(client: &Client, ns: &str, rollout: &str) -> Result<Vec<(String, Deployment)>, Error> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let selector = format!("{ROLLOUT_LABEL}={rollout}");
+    let list = deployments.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|d| Some((d.labels().get(REVISION_LABEL)?.clone(), d)))
+        .collect())
+}
+
+fn revision_state(revision: &str, d: &Deployment) -> RevisionState {
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    RevisionState {
+        revision: revision.to_string(),
+        replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        available_replicas: status.available_replicas.unwrap_or(0),
+        current: status.observed_generation.unwrap_or(0) >= generation,
+    }
+}
+
+async fn selected_revision(services: &Api<Service>, name: &str) -> Result<Option<String>, Error> {
+    let service = services.get_opt(name).await?;
+    Ok(service
+        .and_then(|s| s.spec)
+        .and_then(|s| s.selector)
+        .and_then(|sel| sel.get(REVISION_LABEL).cloned()))
+}
+
+/// What one observation found: the engine's input, plus what acting on its
+/// plan needs (the template to deploy, the Deployments by revision).
+pub struct World {
+    pub observed: Observed,
+    pub template: Option<PodTemplateSpec>,
+    pub deployments: Vec<(String, Deployment)>,
+}
+
+/// Reads everything the engine needs about one Rollout.
+pub async fn observe(
+    client: &Client,
+    ns: &str,
+    rollout: &Rollout,
+    router: Option<&dyn TrafficRouter>,
+) -> Result<World, Error> {
+    let name = rollout.name_any();
+    let desired = desired_template(client, ns, rollout).await?;
+    let owned = revisions(client, ns, &name).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let selectors = ServiceSelectors {
+        stable: selected_revision(&services, &rollout.spec.service.stable_name()).await?,
+        canary: selected_revision(&services, &rollout.spec.service.canary_name()).await?,
+    };
+    let route = match router {
+        None => None,
+        Some(router) => Some(match router.observe().await {
+            Ok(state) => state,
+            Err(RoutingError::NotFound { .. }) => RouteState::NotFound,
+            Err(e) => return Err(e.into()),
+        }),
+    };
+    let observed = Observed {
+        generation: rollout.metadata.generation,
+        desired_revision: desired.template.as_ref().map(revision_hash),
+        revisions: owned.iter().map(|(rev, d)| revision_state(rev, d)).collect(),
+        services: selectors,
+        route,
+        verdict: None,
+        request: ManualRequest::from_rollout(rollout),
+        workload_ref_replicas: desired.workload_ref_replicas,
+    };
+    Ok(World {
+        observed,
+        template: desired.template,
+        deployments: owned,
+    })
+}

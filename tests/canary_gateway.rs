@@ -1,0 +1,310 @@
+//! A canary on a Gateway API HTTPRoute, end to end on the sandbox: the
+//! controller moves live traffic through Traefik step by step, promotes
+//! without re-creating pods, and aborts with one route write.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use siskin::api::{REVISION_LABEL, Rollout, RolloutPhase};
+use support::*;
+
+const SERVICE: &str = "demo";
+
+/// The route users write: all traffic on `demo-stable`, `demo-canary` at 0.
+async fn route(ns: &TestNamespace) -> String {
+    let host = format!("{}.sandbox.test", ns.name);
+    let route: HttpRoute = serde_json::from_value(json!({
+        "metadata": {"name": "demo"},
+        "spec": {
+            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
+            "hostnames": [host],
+            "rules": [{"backendRefs": [
+                {"name": "demo-stable", "port": 80, "weight": 100},
+                {"name": "demo-canary", "port": 80, "weight": 0},
+            ]}]
+        }
+    }))
+    .expect("route");
+    create(&ns.api(), &route).await;
+    host
+}
+
+fn rollout(version: &str, steps: serde_json::Value) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "replicas": 2,
+            "service": {"name": SERVICE, "port": 80, "targetPort": 8080},
+            "template": template(version),
+            "strategy": {"canary": {
+                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+                "steps": steps,
+                "scaleDownDelay": "3s",
+            }},
+        }
+    }))
+    .expect("rollout")
+}
+
+fn template(version: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"labels": {"app": "demo"}},
+        "spec": {"containers": [{
+            "name": "app", "image": format!("siskin/demo-app:{version}"),
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "env": [{"name": "DEMO_VERSION", "value": version}],
+        }]}
+    })
+}
+
+async fn status_of(ns: &TestNamespace) -> Option<siskin::api::RolloutStatus> {
+    ns.api::<Rollout>().get("demo").await.ok()?.status
+}
+
+/// Waits until the Rollout's status satisfies `pred`; panics with the last
+/// status seen.
+async fn wait_status(ns: &TestNamespace, what: &str, pred: impl Fn(&siskin::api::RolloutStatus) -> bool) {
+    let start = Instant::now();
+    loop {
+        let status = status_of(ns).await;
+        if status.as_ref().is_some_and(&pred) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}; last status: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
+    let route = ns.api::<HttpRoute>().get("demo").await.expect("route");
+    let rules = route.spec.rules.unwrap_or_default();
+    rules
+        .iter()
+        .flat_map(|r| r.backend_refs.iter().flatten())
+        .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
+        .collect()
+}
+
+async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
+    let summary = loadgen(&[
+        "--url",
+        &format!("{GATEWAY_URL}/"),
+        "--rate",
+        "400",
+        "--requests",
+        &requests.to_string(),
+        "--header",
+        &format!("host:{host}"),
+    ])
+    .await;
+    assert_eq!(
+        summary["by_status"]["200"].as_u64(),
+        Some(requests),
+        "every request answered: {summary}"
+    );
+    summary["by_version"][version].as_u64().unwrap_or(0) as f64 / requests as f64
+}
+
+async fn pod_uids(ns: &TestNamespace, revision: &str) -> BTreeSet<String> {
+    let pods: Api<Pod> = ns.api();
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{REVISION_LABEL}={revision}")))
+        .await
+        .expect("pods");
+    list.items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.uid())
+        .collect()
+}
+
+async fn replicas_of(ns: &TestNamespace, revision: &str) -> i32 {
+    let deployments: Api<Deployment> = ns.api();
+    let list = deployments
+        .list(&ListParams::default().labels(&format!("{REVISION_LABEL}={revision}")))
+        .await;
+    list.ok()
+        .and_then(|l| l.items.into_iter().next())
+        .and_then(|d| d.spec?.replicas)
+        .unwrap_or(0)
+}
+
+/// Starts the first revision and waits until it is stable with all traffic.
+async fn first_release(ns: &TestNamespace, steps: serde_json::Value) -> String {
+    create(&ns.api(), &rollout("v1", steps)).await;
+    wait_status(ns, "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    status_of(ns)
+        .await
+        .and_then(|s| s.stable_revision)
+        .expect("stable revision")
+}
+
+async fn release(ns: &TestNamespace, version: &str) {
+    let patch = json!({"spec": {"template": template(version)}});
+    ns.api::<Rollout>()
+        .patch("demo", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("new template");
+}
+
+async fn wait_at_weight(ns: &TestNamespace, weight: i32) {
+    wait_status(ns, &format!("canary at {weight}% on the route"), |s| {
+        s.canary_weight == Some(weight)
+            && s.observed_canary_weight == Some(weight)
+            && s.phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
+    let ns = TestNamespace::new("canary-gw").await;
+    let host = route(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let steps = json!([{"weight": 10}, {"pause": {}}, {"weight": 50}, {"pause": {}}, {"weight": 100}, {"pause": {}}]);
+    let v1 = first_release(&ns, steps).await;
+    assert_eq!(
+        share_of(&host, "v1", 200).await,
+        1.0,
+        "before a release all traffic is on v1"
+    );
+
+    release(&ns, "v2").await;
+    let mut canary_pods = BTreeSet::new();
+    for weight in [10, 50, 100] {
+        wait_at_weight(&ns, weight).await;
+        let status = status_of(&ns).await.expect("status");
+        let v2 = status.canary_revision.clone().expect("canary revision");
+        assert_eq!(
+            route_weights(&ns).await,
+            vec![
+                ("demo-stable".to_string(), 100 - weight),
+                ("demo-canary".to_string(), weight)
+            ],
+            "the route carries the step's weights"
+        );
+        let share = share_of(&host, "v2", 1000).await;
+        println!(
+            "step {weight}%: v2 got {:.1}% of 1000 requests through Traefik",
+            share * 100.0
+        );
+        assert!(
+            (share - f64::from(weight) / 100.0).abs() <= 0.04,
+            "v2 share {share} at weight {weight}"
+        );
+        if weight == 100 {
+            canary_pods = pod_uids(&ns, &v2).await;
+            assert_eq!(canary_pods.len(), 2, "at 100% the canary runs at full size");
+        }
+        siskin(&["promote", "demo", "-n", &ns.name]).await;
+    }
+
+    wait_status(&ns, "v2 to be promoted", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision != Some(v1.clone())
+    })
+    .await;
+    let v2 = status_of(&ns).await.and_then(|s| s.stable_revision).expect("stable");
+    assert_eq!(
+        pod_uids(&ns, &v2).await,
+        canary_pods,
+        "promotion kept the canary's pods: nothing re-created"
+    );
+    assert_eq!(route_weights(&ns).await[0], ("demo-stable".to_string(), 100));
+    assert_eq!(
+        share_of(&host, "v2", 300).await,
+        1.0,
+        "after promotion all traffic is on v2"
+    );
+    eventually(
+        "v1 to scale down after scaleDownDelay",
+        Duration::from_secs(30),
+        || async { (replicas_of(&ns, &v1).await == 0 && pod_uids(&ns, &v1).await.is_empty()).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
+    let ns = TestNamespace::new("canary-abort").await;
+    let host = route(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let v1 = first_release(&ns, json!([{"weight": 50}, {"pause": {}}])).await;
+    release(&ns, "v2").await;
+    wait_at_weight(&ns, 50).await;
+    let v2 = status_of(&ns).await.and_then(|s| s.canary_revision).expect("canary");
+    let generation_before = ns
+        .api::<HttpRoute>()
+        .get("demo")
+        .await
+        .expect("route")
+        .metadata
+        .generation;
+
+    let asked = Instant::now();
+    siskin(&["abort", "demo", "-n", &ns.name]).await;
+    let http = http();
+    let took = eventually("all traffic back on v1", Duration::from_secs(30), || async {
+        for _ in 0..50 {
+            let resp = http
+                .get(format!("{GATEWAY_URL}/"))
+                .header("host", &host)
+                .send()
+                .await
+                .ok()?;
+            if resp.headers().get("x-version")? != "v1" {
+                return None;
+            }
+        }
+        Some(asked.elapsed())
+    })
+    .await;
+    println!(
+        "abort: from `siskin abort` to all traffic on stable in {:.2}s",
+        took.as_secs_f64()
+    );
+
+    wait_status(&ns, "the Aborted status", |s| s.phase == Some(RolloutPhase::Aborted)).await;
+    let status = status_of(&ns).await.expect("status");
+    let aborted = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Aborted")
+        .expect("Aborted condition");
+    assert_eq!(aborted.status, "True");
+    println!("Aborted condition: {}: {}", aborted.reason, aborted.message);
+    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
+    assert_eq!(route_weights(&ns).await[1], ("demo-canary".to_string(), 0));
+    let generation_after = ns
+        .api::<HttpRoute>()
+        .get("demo")
+        .await
+        .expect("route")
+        .metadata
+        .generation;
+    assert_eq!(
+        generation_after.zip(generation_before).map(|(a, b)| a - b),
+        Some(1),
+        "abort is one route write"
+    );
+    eventually("the canary to scale down", Duration::from_secs(30), || async {
+        (replicas_of(&ns, &v2).await == 0).then_some(())
+    })
+    .await;
+}
