@@ -7,7 +7,7 @@
 
 pub mod analysis;
 pub mod api;
-pub mod plan;
-pub mod routing;
 pub mod cli;
 pub mod controller;
+pub mod plan;
+pub mod routing;

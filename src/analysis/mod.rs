@@ -3,6 +3,8 @@
 pub mod eprocess;
 pub mod judge;
 pub mod observation;
+pub mod provider;
+pub mod query;
 pub mod simulation;
 mod verdict;
 pub mod wilcoxon;

@@ -4,6 +4,7 @@
 //! knows (`status`). Manual requests from the CLI travel as an annotation;
 //! see [`request`].
 
+pub mod analysis_template;
 pub mod conditions;
 mod duration;
 pub mod request;
@@ -28,9 +29,11 @@ pub use status::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use analysis_template::{AnalysisTemplate, ClusterAnalysisTemplate};
+
 /// Every CRD Siskin defines, in the order they are installed.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Rollout::crd()]
+    vec![Rollout::crd(), AnalysisTemplate::crd(), ClusterAnalysisTemplate::crd()]
 }
 
 /// The YAML of every CRD, as `siskin crd` prints it and

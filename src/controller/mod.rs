@@ -3,6 +3,7 @@
 //! actions, write status, publish Events. Leader election gates all of it.
 
 mod act;
+mod analysis;
 mod error;
 pub mod leader;
 pub mod metrics;

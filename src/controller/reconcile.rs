@@ -12,10 +12,12 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::act::Target;
+use super::analysis::{self, AnalysisStatus};
 use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
-use crate::api::Rollout;
-use crate::plan::{EventKind, RouteState, TrafficSplit, plan};
+use crate::api::conditions::{find_condition, types};
+use crate::api::{Rollout, RolloutStatus};
+use crate::plan::{EventKind, ROUTE_MISSING_POLL, RouteState, TrafficSplit, plan};
 use crate::routing::router_for;
 
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -48,16 +50,15 @@ pub fn error_policy(_rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -
 
 async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
     let router = router_for(ctx.client.clone(), ns, &rollout.spec);
-    let world = match observe(&ctx.client, ns, rollout, router.as_deref()).await {
+    let mut world = match observe(&ctx.client, ns, rollout, router.as_deref()).await {
         Ok(world) => world,
         Err(e) => return Err(warn(ctx, rollout, e).await),
     };
-    let plan = plan(
-        &rollout.spec,
-        rollout.status.as_ref(),
-        &world.observed,
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    let analysis = analysis::evaluate(&ctx.client, ns, rollout, now).await;
+    world.observed.verdict = analysis.as_ref().and_then(|a| a.verdict);
+    let mut plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
+    record_analysis(&mut plan.status, analysis);
     let target = Target {
         client: &ctx.client,
         ns,
@@ -90,11 +91,35 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         };
         publish(ctx, rollout, type_, event.reason, event.message.clone()).await;
     }
+    if let Some((reason, message)) = started_waiting_for_route(rollout.status.as_ref(), &plan.status) {
+        publish(ctx, rollout, EventType::Warning, &reason, message).await;
+    }
     ctx.metrics.observe_rollout(rollout, &plan.status);
-    Ok(match plan.requeue_after {
+    // Routes are not watched: while one is missing or lacks our backends,
+    // look again now and then even when the plan has nothing to wait for
+    // (a steady Rollout would otherwise never see the route appear).
+    let route_unusable = matches!(
+        world.observed.route,
+        Some(RouteState::NotFound | RouteState::MissingBackends { .. })
+    );
+    let requeue_after = plan
+        .requeue_after
+        .or_else(|| route_unusable.then_some(ROUTE_MISSING_POLL));
+    Ok(match requeue_after {
         Some(after) => Requeue::requeue(after),
         None => Requeue::await_change(),
     })
+}
+
+/// A Rollout that starts waiting for a human to create or fix its route
+/// gets one Warning Event besides its Progressing condition, so
+/// `kubectl get events` shows why nothing moves.
+fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStatus) -> Option<(String, String)> {
+    let progressing = |s: &RolloutStatus| find_condition(&s.conditions, types::PROGRESSING).cloned();
+    let now = progressing(after)?;
+    let was = before.and_then(progressing).map(|c| c.reason);
+    let waiting = ["RouteNotFound", "RouteMissingBackends"].contains(&now.reason.as_str());
+    (waiting && was.as_deref() != Some(now.reason.as_str())).then_some((now.reason, now.message))
 }
 
 /// A deleted Rollout first hands all traffic back to stable, so the route
@@ -108,6 +133,28 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
     }
     ctx.metrics.forget_rollout(rollout);
     Ok(Requeue::await_change())
+}
+
+/// Keeps the judges' state in status while it is about the current canary,
+/// and says which query left the analysis inconclusive.
+fn record_analysis(status: &mut crate::api::RolloutStatus, analysis: Option<AnalysisStatus>) {
+    let Some(analysis) = analysis.filter(|a| status.canary_revision.as_deref() == Some(a.canary.as_str())) else {
+        if status.abort.is_none() {
+            status.analysis = None;
+        }
+        return;
+    };
+    if analysis.verdict == Some(crate::analysis::Verdict::Inconclusive)
+        && let Some(why) = analysis.explain()
+    {
+        let message = status.message.take().unwrap_or_default();
+        status.message = Some(if message.is_empty() {
+            why
+        } else {
+            format!("{message} ({why})")
+        });
+    }
+    status.analysis = serde_json::to_value(&analysis).ok();
 }
 
 async fn warn(ctx: &Context, rollout: &Rollout, error: Error) -> Error {

@@ -237,3 +237,232 @@ pub async fn siskin(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+// Rollout helpers shared by the sandbox tests of the controller.
+
+/// The demo app's pod template at `version`, as a Rollout's `spec.template`.
+pub fn demo_template(version: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"labels": {"app": "demo"}},
+        "spec": {"containers": [{
+            "name": "app", "image": format!("siskin/demo-app:{version}"),
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "env": [{"name": "DEMO_VERSION", "value": version}],
+        }]}
+    })
+}
+
+/// A canary Rollout `name` of the demo app behind Service `service`, with
+/// `routing` as its `trafficRouting` and a short scale-down delay.
+pub fn canary_rollout(
+    name: &str,
+    service: &str,
+    version: &str,
+    routing: serde_json::Value,
+    steps: serde_json::Value,
+) -> siskin::api::Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "service": {"name": service, "port": 80, "targetPort": 8080},
+            "template": demo_template(version),
+            "strategy": {"canary": {"trafficRouting": routing, "steps": steps, "scaleDownDelay": "3s"}},
+        }
+    }))
+    .expect("rollout object")
+}
+
+pub async fn rollout_status(ns: &TestNamespace, name: &str) -> Option<siskin::api::RolloutStatus> {
+    ns.api::<siskin::api::Rollout>().get(name).await.ok()?.status
+}
+
+/// Waits until Rollout `name`'s status satisfies `pred` and returns it;
+/// panics with the last status seen.
+pub async fn wait_rollout(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&siskin::api::RolloutStatus) -> bool,
+) -> siskin::api::RolloutStatus {
+    let start = Instant::now();
+    loop {
+        let status = rollout_status(ns, name).await;
+        if let Some(status) = status.as_ref().filter(|s| pred(s)) {
+            return status.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}; last status of {name}: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Points Rollout `name` at the demo app's `version`: a new revision.
+pub async fn release_version(ns: &TestNamespace, name: &str, version: &str) {
+    let patch = json!({"spec": {"template": demo_template(version)}});
+    ns.api::<siskin::api::Rollout>()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .expect("new template");
+}
+
+/// The condition of `type_` as `(status, reason, message)`, if set.
+pub fn condition_of(status: &siskin::api::RolloutStatus, type_: &str) -> Option<(String, String, String)> {
+    siskin::api::conditions::find_condition(&status.conditions, type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The Events published about Rollout `name`, as `(type, reason, note)`.
+pub async fn rollout_events(ns: &TestNamespace, name: &str) -> Vec<(String, String, String)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some("Rollout") && r.name.as_deref() == Some(name))
+        })
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Waits for an Event about Rollout `name` with this type and reason, and
+/// returns its note.
+pub async fn wait_event(ns: &TestNamespace, name: &str, type_: &str, reason: &str) -> String {
+    eventually(
+        &format!("a {type_} Event {reason} on Rollout {name}"),
+        Duration::from_secs(30),
+        || async {
+            rollout_events(ns, name)
+                .await
+                .into_iter()
+                .find(|(t, r, _)| t == type_ && r == reason)
+                .map(|(_, _, note)| note)
+        },
+    )
+    .await
+}
+
+/// The UIDs of the live pods of one revision.
+pub async fn revision_pod_uids(ns: &TestNamespace, revision: &str) -> std::collections::BTreeSet<String> {
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("{}={revision}", siskin::api::REVISION_LABEL);
+    let list = pods.list(&ListParams::default().labels(&selector)).await.expect("pods");
+    list.items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.uid)
+        .collect()
+}
+
+/// `spec.replicas` of the Deployment running one revision (0 if none).
+pub async fn revision_replicas(ns: &TestNamespace, revision: &str) -> i32 {
+    let deployments: Api<Deployment> = ns.api();
+    let selector = format!("{}={revision}", siskin::api::REVISION_LABEL);
+    let list = deployments.list(&ListParams::default().labels(&selector)).await;
+    list.ok()
+        .and_then(|l| l.items.into_iter().next())
+        .and_then(|d| d.spec?.replicas)
+        .unwrap_or(0)
+}
+
+impl ControllerProcess {
+    /// Like [`ControllerProcess::start`], but talking to the API server
+    /// through the kubeconfig at `kubeconfig` (e.g. a test's interposer).
+    pub fn start_with_kubeconfig(ns: &TestNamespace, identity: &str, kubeconfig: &std::path::Path) -> Self {
+        let log_dir = std::env::var("SISKIN_SANDBOX")
+            .map(|d| format!("{d}/logs"))
+            .unwrap_or_else(|_| "/tmp".into());
+        let log = std::fs::File::create(format!("{log_dir}/controller-{}-{identity}.log", ns.name)).expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
+            .args(["controller", "--namespace", &ns.name, "--lease-namespace", &ns.name])
+            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,siskin=debug,kube=warn")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the controller");
+        ControllerProcess { child }
+    }
+}
+
+/// The log file of the controller `identity` started for `ns`.
+pub fn controller_log(ns: &TestNamespace, identity: &str) -> std::path::PathBuf {
+    let log_dir = std::env::var("SISKIN_SANDBOX")
+        .map(|d| format!("{d}/logs"))
+        .unwrap_or_else(|_| "/tmp".into());
+    std::path::PathBuf::from(format!("{log_dir}/controller-{}-{identity}.log", ns.name))
+}
+
+impl ControllerProcess {
+    /// Like `start`, but with the Lease in `lease_namespace`, extra
+    /// environment (e.g. another `KUBECONFIG`), and appending to the log, so
+    /// a controller restarted under the same identity keeps its history.
+    pub fn start_with(ns: &TestNamespace, identity: &str, lease_namespace: &str, env: &[(&str, &str)]) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(controller_log(ns, identity))
+            .expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
+            .args([
+                "controller",
+                "--namespace",
+                &ns.name,
+                "--lease-namespace",
+                lease_namespace,
+            ])
+            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,siskin=debug,kube=warn")
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the controller");
+        ControllerProcess { child }
+    }
+
+    /// Whether the process is still running (it exits on its own only on an
+    /// error, e.g. its Lease task ended).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Deletes the namespace's Rollouts and waits until they are gone, which
+/// needs a running controller to release the `siskin.io/cleanup` finalizer;
+/// without this the test namespace would never finish terminating.
+pub async fn delete_rollouts(ns: &TestNamespace) {
+    let api: Api<siskin::api::Rollout> = ns.api();
+    delete_all(&api).await;
+    eventually(
+        "the Rollouts to be deleted (finalizer released)",
+        Duration::from_secs(30),
+        || async {
+            api.list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -1,0 +1,264 @@
+//! Observe the analysis: read each metric of the Rollout's templates for both
+//! arms, fold it into the judge's stored state, and combine the verdicts.
+//! The judges are pure; this file does the reading and the bookkeeping.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::{Api, Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Verdict;
+use crate::analysis::judge::{Arms, Counts, Histogram, JudgeSpec, JudgeState, Observation};
+use crate::analysis::provider::MetricProvider;
+use crate::analysis::provider::prometheus::Prometheus;
+use crate::analysis::query::Variables;
+use crate::api::analysis_template::{AnalysisTemplateSpec, MetricSpec};
+use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutPhase};
+
+/// Evaluations closer together than this reuse the last verdict: a window
+/// with no new requests says nothing, and status writes trigger reconciles.
+const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long the analysis must stay inconclusive before the step's policy
+/// applies: a canary whose series has not been scraped yet, or one failed
+/// scrape, is not a broken query. Longer outages still pause or abort.
+const INCONCLUSIVE_GRACE: Duration = Duration::from_secs(20);
+
+/// What `status.analysis` holds: the judges' state for one canary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStatus {
+    /// The canary revision this evidence is about.
+    pub canary: String,
+    pub evaluated_at: Option<Timestamp>,
+    /// The combined verdict the step engine acts on.
+    pub verdict: Option<Verdict>,
+    /// Since when every evaluation has been inconclusive, if it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive_since: Option<Timestamp>,
+    pub metrics: BTreeMap<String, MetricStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    pub verdict: Verdict,
+    /// Why a metric is inconclusive: the query and what went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub judge: JudgeState,
+}
+
+impl AnalysisStatus {
+    pub fn from_rollout(rollout: &Rollout) -> Option<AnalysisStatus> {
+        let value = rollout.status.as_ref()?.analysis.clone()?;
+        serde_json::from_value(value).ok()
+    }
+
+    /// The inconclusive metrics and why, for the status message.
+    pub fn explain(&self) -> Option<String> {
+        let details: Vec<String> = self
+            .metrics
+            .iter()
+            .filter_map(|(name, m)| Some(format!("metric {name}: {}", m.detail.as_ref()?)))
+            .collect();
+        (!details.is_empty()).then(|| details.join("; "))
+    }
+}
+
+/// Whether the Rollout is in a state where canary and stable can be compared.
+fn comparing(rollout: &Rollout) -> Option<String> {
+    rollout.spec.analysis.as_ref()?;
+    let status = rollout.status.as_ref()?;
+    let canary = status.canary_revision.clone()?;
+    let live = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
+    (live && status.abort.is_none() && status.canary_weight.unwrap_or(0) > 0 && status.stable_revision.is_some())
+        .then_some(canary)
+}
+
+/// The analysis for the Rollout's current canary, or `None` when there is
+/// nothing to compare (no analysis, no canary traffic yet).
+pub async fn evaluate(client: &Client, ns: &str, rollout: &Rollout, now: Timestamp) -> Option<AnalysisStatus> {
+    let canary = comparing(rollout)?;
+    let previous = AnalysisStatus::from_rollout(rollout).filter(|a| a.canary == canary);
+    if let Some(prev) = &previous
+        && prev
+            .evaluated_at
+            .is_some_and(|at| now.duration_since(at).unsigned_abs() < EVALUATION_INTERVAL)
+    {
+        return Some(prev.clone());
+    }
+    let mut next = AnalysisStatus {
+        canary: canary.clone(),
+        evaluated_at: Some(now),
+        ..Default::default()
+    };
+    let metrics = match templates(client, ns, rollout).await {
+        Ok(metrics) => metrics,
+        Err(detail) => {
+            next.verdict = Some(Verdict::Inconclusive);
+            next.metrics.insert(
+                "templates".into(),
+                MetricStatus {
+                    verdict: Verdict::Inconclusive,
+                    detail: Some(detail),
+                    judge: JudgeSpec::default().initial_state(),
+                },
+            );
+            return Some(next);
+        }
+    };
+    let count = metrics.len();
+    let service = &rollout.spec.service;
+    let stable_revision = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.stable_revision.clone())
+        .unwrap_or_default();
+    for (metric, vars) in metrics {
+        let vars = ArmVariables {
+            stable: arm_vars(&vars, (&service.stable_name(), &stable_revision)),
+            canary: arm_vars(&vars, (&service.canary_name(), &canary)),
+        };
+        let judge = metric.judge.split_alpha(count);
+        let stored = previous.as_ref().and_then(|p| p.metrics.get(&metric.name));
+        let first = stored.is_none();
+        let mut state = stored.map(|m| m.judge.clone()).unwrap_or_else(|| judge.initial_state());
+        let (observation, detail) = observe_metric(&metric, &vars).await;
+        let mut verdict = judge.evaluate(&mut state, &observation);
+        // The first reading only fixes the baseline; it is no evidence yet.
+        if first && verdict == Verdict::Inconclusive && detail.is_none() {
+            verdict = Verdict::Continue;
+        }
+        next.metrics.insert(
+            metric.name.clone(),
+            MetricStatus {
+                verdict,
+                detail,
+                judge: state,
+            },
+        );
+    }
+    let combined = Verdict::combine(next.metrics.values().map(|m| m.verdict));
+    next.inconclusive_since = match combined {
+        Verdict::Inconclusive => previous.as_ref().and_then(|p| p.inconclusive_since).or(Some(now)),
+        _ => None,
+    };
+    let within_grace = next
+        .inconclusive_since
+        .is_some_and(|since| now.duration_since(since).unsigned_abs() < INCONCLUSIVE_GRACE);
+    next.verdict = Some(if within_grace { Verdict::Continue } else { combined });
+    Some(next)
+}
+
+/// Every metric of every referenced template, with its query variables.
+async fn templates(client: &Client, ns: &str, rollout: &Rollout) -> Result<Vec<(MetricSpec, Variables)>, String> {
+    let Some(analysis) = &rollout.spec.analysis else {
+        return Ok(vec![]);
+    };
+    let mut out = Vec::new();
+    for reference in &analysis.templates {
+        let spec: AnalysisTemplateSpec = if reference.cluster_scope {
+            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+            match api.get_opt(&reference.name).await {
+                Ok(Some(t)) => t.spec.template,
+                Ok(None) => return Err(format!("ClusterAnalysisTemplate {} not found", reference.name)),
+                Err(e) => return Err(format!("reading ClusterAnalysisTemplate {}: {e}", reference.name)),
+            }
+        } else {
+            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
+            match api.get_opt(&reference.name).await {
+                Ok(Some(t)) => t.spec,
+                Ok(None) => return Err(format!("AnalysisTemplate {ns}/{} not found", reference.name)),
+                Err(e) => return Err(format!("reading AnalysisTemplate {ns}/{}: {e}", reference.name)),
+            }
+        };
+        let mut vars = Variables::default()
+            .with("namespace", ns)
+            .with("rollout", rollout.name_any());
+        for arg in &spec.args {
+            let given = analysis
+                .args
+                .iter()
+                .find(|a| a.name == arg.name)
+                .map(|a| a.value.clone());
+            match given.or_else(|| arg.value.clone()) {
+                Some(value) => vars = vars.with(&format!("args.{}", arg.name), value),
+                None => return Err(format!("template {} needs argument {:?}", reference.name, arg.name)),
+            }
+        }
+        out.extend(spec.metrics.into_iter().map(|m| (m, vars.clone())));
+    }
+    Ok(out)
+}
+
+fn arm_vars(vars: &Variables, rollout_service: (&str, &str)) -> Variables {
+    vars.clone()
+        .with("service", rollout_service.0)
+        .with("revision", rollout_service.1)
+}
+
+/// Reads one metric for both arms. Anything missing is `Observation::Missing`
+/// with a detail naming the query.
+async fn observe_metric(metric: &MetricSpec, vars: &ArmVariables) -> (Observation, Option<String>) {
+    match read_metric(metric, vars).await {
+        Ok(observation) => (observation, None),
+        Err(detail) => (Observation::Missing, Some(detail)),
+    }
+}
+
+/// Query variables of both arms.
+pub struct ArmVariables {
+    pub stable: Variables,
+    pub canary: Variables,
+}
+
+async fn read_metric(metric: &MetricSpec, vars: &ArmVariables) -> Result<Observation, String> {
+    let Some(prom) = &metric.provider.prometheus else {
+        return Err("no provider configured".into());
+    };
+    let provider = Prometheus::new(&prom.address).map_err(|e| e.to_string())?;
+    if let Some(q) = &metric.counts {
+        let stable = read_counts(&provider, &q.total, &q.errors, &vars.stable).await?;
+        let canary = read_counts(&provider, &q.total, &q.errors, &vars.canary).await?;
+        return Ok(Observation::Counts(Arms { stable, canary }));
+    }
+    if let Some(q) = &metric.histogram {
+        let stable = read_histogram(&provider, &q.buckets, &vars.stable).await?;
+        let canary = read_histogram(&provider, &q.buckets, &vars.canary).await?;
+        return Ok(Observation::Histogram(Arms { stable, canary }));
+    }
+    if let Some(q) = &metric.value {
+        let query = vars.canary.render(&q.query).map_err(|e| e.to_string())?;
+        let value = provider.scalar(&query).await.map_err(|e| e.to_string())?;
+        return value
+            .map(Observation::Value)
+            .ok_or_else(|| format!("query {query:?} returned no data"));
+    }
+    Err("the metric has no counts, histogram or value query".into())
+}
+
+async fn read_counts(p: &dyn MetricProvider, total: &str, errors: &str, vars: &Variables) -> Result<Counts, String> {
+    let total = vars.render(total).map_err(|e| e.to_string())?;
+    let errors = vars.render(errors).map_err(|e| e.to_string())?;
+    let requests = p.scalar(&total).await.map_err(|e| e.to_string())?;
+    let requests = requests.ok_or_else(|| format!("query {total:?} returned no data"))?;
+    // Error series appear only once an error happened: none yet is zero.
+    let failed = p.scalar(&errors).await.map_err(|e| e.to_string())?.unwrap_or(0.0);
+    Ok(Counts {
+        requests,
+        errors: failed,
+    })
+}
+
+async fn read_histogram(p: &dyn MetricProvider, buckets: &str, vars: &Variables) -> Result<Histogram, String> {
+    let query = vars.render(buckets).map_err(|e| e.to_string())?;
+    let series = p.by_label(&query, "le").await.map_err(|e| e.to_string())?;
+    let pairs: Vec<(f64, f64)> = series
+        .into_iter()
+        .filter_map(|(le, v)| Some((if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? }, v)))
+        .collect();
+    Histogram::from_cumulative(pairs).ok_or_else(|| format!("query {query:?} returned no usable buckets"))
+}

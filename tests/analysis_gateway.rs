@@ -1,0 +1,247 @@
+//! Automated analysis on the sandbox: Traefik's per-Service counters read
+//! from Prometheus decide the canary's fate. A faulty canary is aborted on its
+//! own, a healthy one promoted, and missing data never passes.
+
+mod support;
+
+use std::time::Duration;
+
+use gateway_api::httproutes::HttpRoute;
+use serde_json::json;
+use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase, RolloutStatus};
+use support::*;
+
+/// The stable version's error rate in these tests.
+const BASE_ERROR_RATE: &str = "0.01";
+
+fn template(version: &str, error_rate: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"labels": {"app": "demo"}},
+        "spec": {"containers": [{
+            "name": "app", "image": format!("siskin/demo-app:{version}"),
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "env": [
+                {"name": "DEMO_VERSION", "value": version},
+                {"name": "DEMO_ERROR_RATE", "value": error_rate},
+            ],
+        }]}
+    })
+}
+
+/// Error counters of Traefik's leaf services, per arm, as the shipped
+/// Traefik template reads them.
+fn error_template(address: &str, total_metric: &str) -> AnalysisTemplate {
+    let selector = r#"service=~".*-svc-{{namespace}}-{{service}}-.*""#;
+    serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "errors"},
+        "spec": {"metrics": [{
+            "name": "error-rate",
+            "provider": {"prometheus": {"address": address}},
+            "counts": {
+                "total": format!("sum({total_metric}{{{selector}}})"),
+                "errors": format!(r#"sum(traefik_service_requests_total{{{selector},code=~"5.."}})"#),
+            },
+            "judge": {"sequential": {"alpha": 0.05, "tolerance": 0.25, "margin": 1.0}},
+        }]}
+    }))
+    .expect("template")
+}
+
+struct Setup {
+    ns: TestNamespace,
+    host: String,
+    _controller: ControllerProcess,
+}
+
+async fn setup(prefix: &str, analysis: AnalysisTemplate, hold: serde_json::Value) -> Setup {
+    let ns = TestNamespace::new(prefix).await;
+    let host = format!("{}.sandbox.test", ns.name);
+    let route: HttpRoute = serde_json::from_value(json!({
+        "metadata": {"name": "demo"},
+        "spec": {
+            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
+            "hostnames": [host],
+            "rules": [{"backendRefs": [
+                {"name": "demo-stable", "port": 80, "weight": 100},
+                {"name": "demo-canary", "port": 80, "weight": 0},
+            ]}]
+        }
+    }))
+    .expect("route");
+    create(&ns.api(), &route).await;
+    create(&ns.api(), &analysis).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    let rollout: Rollout = serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "replicas": 1,
+            "service": {"name": "demo", "port": 80, "targetPort": 8080},
+            "template": template("v1", BASE_ERROR_RATE),
+            "strategy": {"canary": {
+                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+                "steps": [{"weight": 50, "hold": hold}],
+                "scaleDownDelay": "3s",
+            }},
+            "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
+        }
+    }))
+    .expect("rollout");
+    create(&ns.api(), &rollout).await;
+    wait_rollout(&ns, "demo", "v1 stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    Setup {
+        ns,
+        host,
+        _controller: controller,
+    }
+}
+
+/// Steady load through the Gateway for the whole test; stopped on drop.
+fn load(host: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--url",
+            &format!("{GATEWAY_URL}/"),
+            "--rate",
+            "300",
+            "--duration",
+            "240s",
+        ])
+        .args(["--header", &format!("host:{host}")])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start loadgen")
+}
+
+async fn release(ns: &TestNamespace, error_rate: &str) {
+    let patch = json!({"spec": {"template": template("v2", error_rate)}});
+    ns.api::<Rollout>()
+        .patch(
+            "demo",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .expect("release v2");
+}
+
+async fn wait_long(ns: &TestNamespace, what: &str, pred: impl Fn(&RolloutStatus) -> bool) -> RolloutStatus {
+    eventually(what, Duration::from_secs(200), || async {
+        rollout_status(ns, "demo").await.filter(|s| pred(s))
+    })
+    .await
+}
+
+fn evidence(status: &RolloutStatus) -> String {
+    status.analysis.as_ref().map(|a| a.to_string()).unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn faulty_canary_is_aborted_automatically_and_traffic_returns_to_stable() {
+    let s = setup(
+        "analysis-faulty",
+        error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+        json!({"min": "10s", "max": "180s"}),
+    )
+    .await;
+    let _load = load(&s.host);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    release(&s.ns, "0.06").await;
+    let status = wait_long(&s.ns, "the faulty canary to be aborted", |st| {
+        st.phase == Some(RolloutPhase::Aborted)
+    })
+    .await;
+    println!("aborted: {:?}\nevidence: {}", status.message, evidence(&status));
+    let (_, reason, message) = condition_of(&status, "Aborted").expect("Aborted condition");
+    assert_eq!(reason, "Regression", "aborted by the analysis: {message}");
+    let route = s.ns.api::<HttpRoute>().get("demo").await.expect("route");
+    let weights: Vec<_> = route.spec.rules.unwrap_or_default()[0]
+        .backend_refs
+        .iter()
+        .flatten()
+        .map(|b| b.weight)
+        .collect();
+    assert_eq!(weights, vec![Some(100), Some(0)], "all traffic back on stable");
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn healthy_canary_is_promoted_on_evidence() {
+    let s = setup(
+        "analysis-healthy",
+        error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+        json!({"min": "10s", "max": "180s"}),
+    )
+    .await;
+    let v1 = rollout_status(&s.ns, "demo")
+        .await
+        .and_then(|st| st.stable_revision)
+        .expect("v1");
+    let _load = load(&s.host);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    release(&s.ns, BASE_ERROR_RATE).await;
+    let status = wait_long(&s.ns, "the healthy canary to be promoted", |st| {
+        st.phase == Some(RolloutPhase::Healthy) && st.stable_revision.as_deref() != Some(v1.as_str())
+    })
+    .await;
+    println!("promoted: {:?}", status.message);
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_promoted() {
+    let s = setup(
+        "analysis-nodata",
+        error_template(PROMETHEUS_URL, "no_such_metric_total"),
+        json!({"min": "5s", "max": "60s"}),
+    )
+    .await;
+    let _load = load(&s.host);
+    release(&s.ns, BASE_ERROR_RATE).await;
+    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
+        st.phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let message = status.message.clone().unwrap_or_default();
+    println!("paused: {message}");
+    assert!(
+        message.contains("no_such_metric_total"),
+        "the status names the query: {message}"
+    );
+    let (_, reason, _) = condition_of(&status, "Paused").expect("Paused condition");
+    assert_eq!(reason, "Inconclusive");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let later = rollout_status(&s.ns, "demo").await.expect("status");
+    assert_eq!(later.phase, Some(RolloutPhase::Paused), "still paused, never promoted");
+    assert_ne!(later.stable_revision, later.canary_revision);
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn unreachable_prometheus_is_inconclusive_not_a_crash_or_a_promotion() {
+    let s = setup(
+        "analysis-noprom",
+        error_template("http://127.0.0.1:1", "traefik_service_requests_total"),
+        json!({"min": "5s", "max": "60s"}),
+    )
+    .await;
+    let _load = load(&s.host);
+    release(&s.ns, BASE_ERROR_RATE).await;
+    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
+        st.phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let message = status.message.clone().unwrap_or_default();
+    println!("paused: {message}");
+    assert!(
+        message.contains("127.0.0.1:1") || message.contains("failed"),
+        "the status says why: {message}"
+    );
+    assert_ne!(status.stable_revision, status.canary_revision, "never promoted");
+}
