@@ -8,7 +8,7 @@ test: ## install what is missing, start the sandbox, run every test, stop it
 	$(SANDBOX) test
 
 demo: ## start the sandbox and roll a healthy and a faulty release through a canary
-	tests/demo/run.sh
+	demo/run.sh
 
 sandbox-up:
 	$(SANDBOX) up

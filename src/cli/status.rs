@@ -57,6 +57,11 @@ pub fn render(rollout: &Rollout) -> String {
         status.observed_canary_weight.map_or("-".into(), |w| w.to_string()),
         status.verdict.map_or("-".into(), |v| format!("{v:?}"))
     );
+    if let Some(analysis) = &status.analysis {
+        for line in evidence(analysis) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     if let Some(msg) = &status.message {
         let _ = writeln!(out, "  {msg}");
     }
@@ -88,4 +93,37 @@ pub async fn show(api: &Api<Rollout>, name: &str, watch: bool) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// One line per metric: its verdict, how many requests were compared, and
+/// the e-values of the sequential tests (evidence against "no regression"
+/// and against "worse than the margin").
+fn evidence(analysis: &serde_json::Value) -> Vec<String> {
+    let Some(metrics) = analysis.get("metrics").and_then(|m| m.as_object()) else {
+        return vec![];
+    };
+    metrics
+        .iter()
+        .map(|(name, m)| {
+            let verdict = m.get("verdict").and_then(|v| v.as_str()).unwrap_or("-");
+            let seq = &m["judge"]["sequential"];
+            let mut line = format!("analysis {name}: {verdict}");
+            if let Some(requests) = seq.get("requests") {
+                let arm = |k: &str| requests.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+                let regression = seq.get("peakRegressionLogE").and_then(|v| v.as_f64()).unwrap_or(0.0);
+                let non_inferiority = seq["tests"][0]["nonInferiority"]["peakLogE"].as_f64().unwrap_or(0.0);
+                line.push_str(&format!(
+                    " ({:.0} canary / {:.0} stable requests; e-value regression {:.3}, non-inferior {:.3})",
+                    arm("canary"),
+                    arm("stable"),
+                    regression.min(700.0).exp(),
+                    non_inferiority.min(700.0).exp()
+                ));
+            }
+            if let Some(detail) = m.get("detail").and_then(|d| d.as_str()) {
+                line.push_str(&format!(" — {detail}"));
+            }
+            line
+        })
+        .collect()
 }

@@ -36,7 +36,9 @@ start() {
   if [ "$port" != - ] && in_netns ss -Hltn "sport = :$port" | grep -q .; then
     die "$name: port $port is already taken in netns $NETNS; run: tests/sandbox/sandbox down"
   fi
-  in_netns setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  # No setsid: $! must be the component itself (ip netns exec execs it); a
+  # background job of a non-interactive shell already ignores Ctrl-C.
+  in_netns "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$SANDBOX/pids/$name"
 }
 # wait_for NAME SECONDS CHECK... — polls CHECK until it passes; fails naming the
@@ -79,10 +81,13 @@ start kube-apiserver 6443 "$K8S_BIN/kube-apiserver" --etcd-servers=http://127.0.
 wait_for kube-apiserver 90 k get --raw /readyz
 
 say "kube-controller-manager and kube-scheduler"
+# No node-lifecycle controller: kwok plays kubelet only once per pod, so a
+# node that missed a heartbeat under load would leave every pod NotReady for
+# good once that controller marked them.
 start kube-controller-manager 10257 "$K8S_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG_FILE" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port=10257 --use-service-account-credentials=false \
   --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
-  --controllers='*,-serviceaccount-token' --kube-api-qps=200 --kube-api-burst=400
+  --controllers='*,-serviceaccount-token-controller,-node-lifecycle-controller' --kube-api-qps=200 --kube-api-burst=400
 start kube-scheduler 10259 "$K8S_BIN/kube-scheduler" --kubeconfig="$KUBECONFIG_FILE" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --kube-api-qps=200 --kube-api-burst=400
 wait_for kube-controller-manager 60 in_netns curl -skf https://127.0.0.1:10257/healthz
