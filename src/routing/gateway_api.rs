@@ -148,7 +148,7 @@ pub fn weight_patch(route: &HttpRoute, backends: &Backends, split: TrafficSplit)
 pub fn route_state(route: &HttpRoute, backends: &Backends) -> RouteState {
     let managed = managed_rules(route, backends);
     if managed.is_empty() {
-        let message = missing_backends(route, backends).to_string();
+        let message = missing_backends(route, backends).detail();
         return RouteState::MissingBackends { message };
     }
     let rules = route.spec.rules.as_deref().unwrap_or_default();

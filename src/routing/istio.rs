@@ -192,7 +192,7 @@ pub fn weight_patch(
 pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends) -> RouteState {
     let managed = match managed_routes(vs, names, backends) {
         Ok(managed) => managed,
-        Err(e) => return RouteState::MissingBackends { message: e.to_string() },
+        Err(e) => return RouteState::MissingBackends { message: e.detail() },
     };
     let http = vs.spec.http.as_deref().unwrap_or_default();
     let splits = managed.iter().map(|m| {

@@ -110,6 +110,16 @@ impl RoutingError {
         }
     }
 
+    /// What is wrong, without the route's name: for messages that name the
+    /// route themselves (the engine's conditions do).
+    pub fn detail(&self) -> String {
+        match self {
+            RoutingError::MissingBackend { message, .. } => message.clone(),
+            RoutingError::UnknownRouteName { name, .. } => format!("no HTTP route named {name:?}"),
+            other => other.to_string(),
+        }
+    }
+
     /// Sorts an API error: a failed `test` operation comes back as 422
     /// (or 409 on a resourceVersion clash) and means "re-read, re-plan".
     fn from_kube(route: &str, source: kube::Error) -> Self {

@@ -173,7 +173,14 @@ fn a_rule_reaching_only_stable_is_not_weighted() {
     let mut value = route_json(100, 0);
     value["spec"]["rules"] = json!([{"backendRefs": [{"name": "shop-stable", "port": 80}]}]);
     let state = route_state(&route(value), &backends());
-    assert!(matches!(state, RouteState::MissingBackends { .. }));
+    // The engine names the route itself in its condition.
+    let expected = "no rule sends traffic to both shop-stable and shop-canary";
+    assert_eq!(
+        state,
+        RouteState::MissingBackends {
+            message: expected.into()
+        }
+    );
 }
 
 #[test]
