@@ -81,13 +81,14 @@ start kube-apiserver 6443 "$K8S_BIN/kube-apiserver" --etcd-servers=http://127.0.
 wait_for kube-apiserver 90 k get --raw /readyz
 
 say "kube-controller-manager and kube-scheduler"
-# No node-lifecycle controller: kwok plays kubelet only once per pod, so a
-# node that missed a heartbeat under load would leave every pod NotReady for
-# good once that controller marked them.
+# A node-monitor grace of an hour: kwok marks pods Ready only once, so a node
+# that missed a heartbeat under load, once marked NotReady with its pods,
+# would leave them NotReady for good. The node-lifecycle controller still runs
+# to lift the not-ready taint the API server puts on a new node.
 start kube-controller-manager 10257 "$K8S_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG_FILE" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port=10257 --use-service-account-credentials=false \
   --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
-  --controllers='*,-serviceaccount-token-controller,-node-lifecycle-controller' --kube-api-qps=200 --kube-api-burst=400
+  --controllers='*,-serviceaccount-token-controller' --node-monitor-grace-period=1h --kube-api-qps=200 --kube-api-burst=400
 start kube-scheduler 10259 "$K8S_BIN/kube-scheduler" --kubeconfig="$KUBECONFIG_FILE" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --kube-api-qps=200 --kube-api-burst=400
 wait_for kube-controller-manager 60 in_netns curl -skf https://127.0.0.1:10257/healthz
