@@ -110,12 +110,55 @@ impl ServiceRef {
 /// schemars enums with data make non-structural CRD schemas, and new strategies
 /// (blueGreen, abTest, rolling) will arrive as new optional fields.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("[has(self.canary)].filter(x, x).size() == 1")
+#[x_kube(validation = Rule::new("[has(self.canary), has(self.abTest)].filter(x, x).size() == 1")
     .message("set exactly one strategy"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab_test: Option<AbTestStrategy>,
+}
+
+/// An A/B test: only requests matching `match` reach the canary, through one
+/// rule Siskin adds to the route and removes again; everything else stays on
+/// stable. It lasts `duration`, or until the analysis concludes: non-inferior
+/// promotes, a regression aborts. Without `duration` or analysis it waits
+/// for `siskin promote`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AbTestStrategy {
+    /// The route that gets the matching rule. Gateway API only for now.
+    pub traffic_routing: TrafficRouting,
+
+    /// Requests matching any entry go to the canary.
+    #[serde(rename = "match")]
+    #[schemars(length(min = 1, max = 8))]
+    pub matches: Vec<RequestMatch>,
+
+    /// How long the test runs when the analysis does not conclude first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+
+    /// As for `canary.scaleDownDelay`. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<Duration>,
+}
+
+/// Requests carrying every one of these headers (exact values).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RequestMatch {
+    #[schemars(length(min = 1, max = 16))]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// One HTTP header and its exact value.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    #[schemars(length(max = 4096))]
+    pub value: String,
 }
 
 /// Weight steps on a traffic router, or a replica-ratio canary without one.
@@ -287,5 +330,19 @@ impl RolloutSpec {
     /// The canary strategy, if that is the one chosen.
     pub fn canary(&self) -> Option<&CanaryStrategy> {
         self.strategy.canary.as_ref()
+    }
+
+    /// The A/B test strategy, if that is the one chosen.
+    pub fn ab_test(&self) -> Option<&AbTestStrategy> {
+        self.strategy.ab_test.as_ref()
+    }
+
+    /// The traffic router of whichever strategy is chosen, if it has one.
+    pub fn traffic_routing(&self) -> Option<&TrafficRouting> {
+        match (self.canary(), self.ab_test()) {
+            (Some(canary), _) => canary.traffic_routing.as_ref(),
+            (None, Some(ab)) => Some(&ab.traffic_routing),
+            (None, None) => None,
+        }
     }
 }

@@ -38,6 +38,7 @@ pub fn render(rollout: &Rollout) -> String {
                     Step::Weight { weight, .. } => format!("{weight}%"),
                     Step::Pause { duration: Some(d) } => format!("pause {}s", d.as_secs()),
                     Step::Pause { duration: None } => "pause".to_string(),
+                    Step::Match { .. } => "A/B match".to_string(),
                 };
                 if i < current {
                     format!("✓{label}")

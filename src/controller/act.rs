@@ -64,6 +64,10 @@ impl Target<'_> {
                 Some(router) => Ok(router.set_weights(*split).await?),
                 None => Ok(()),
             },
+            Action::SetMatches(matches) => match self.router {
+                Some(router) => Ok(router.set_matches(matches.as_deref()).await?),
+                None => Ok(()),
+            },
             Action::ScaleDownWorkloadRef => self.scale_down_workload_ref().await,
         }
     }

@@ -1,4 +1,5 @@
-//! One reconcile, top to bottom: observe → plan (pure) → act → status → Events.
+//! One reconcile, top to bottom: observe → plan (pure) → act → status → Events
+//! (status and Events first when the plan moves the rollout forward).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
 use crate::api::conditions::{find_condition, types};
 use crate::api::{Rollout, RolloutStatus};
-use crate::plan::{EventKind, ROUTE_MISSING_POLL, RouteState, TrafficSplit, plan};
+use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, TrafficSplit, plan};
 use crate::routing::router_for;
 
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -67,32 +68,25 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         deployments: &world.deployments,
         router: router.as_deref(),
     };
+    // Most plans are acted on first and recorded after: their status never
+    // claims what has not happened, and after a crash in between the next
+    // plan decides the same again. A plan that moves the rollout forward (a
+    // later step, a new stable revision) is recorded first: acted on first, a
+    // crash before the record would leave the next step's weight or the
+    // promoted Services in place, and the next controller, planning from the
+    // older status, would undo them (traffic would step back, then forward).
+    let forward = moves_forward(rollout.status.as_ref(), &plan.status);
+    if forward {
+        record(ctx, rollout, ns, &plan).await?;
+    }
     for action in &plan.actions {
-        // The plan's status assumes its actions happened: on a failure write
-        // nothing, and plan again from fresh observations.
+        ctx.metrics.acting(action, target.router.is_some());
         if let Err(e) = target.apply(action).await {
             return Err(warn(ctx, rollout, e).await);
         }
     }
-    if rollout.status.as_ref() != Some(&plan.status) {
-        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
-        let status = json!({"apiVersion": "siskin.io/v1alpha1", "kind": "Rollout", "status": plan.status});
-        api.patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(status),
-        )
-        .await?;
-    }
-    for event in &plan.events {
-        let type_ = match event.kind {
-            EventKind::Normal => EventType::Normal,
-            EventKind::Warning => EventType::Warning,
-        };
-        publish(ctx, rollout, type_, event.reason, event.message.clone()).await;
-    }
-    if let Some((reason, message)) = started_waiting_for_route(rollout.status.as_ref(), &plan.status) {
-        publish(ctx, rollout, EventType::Warning, &reason, message).await;
+    if !forward {
+        record(ctx, rollout, ns, &plan).await?;
     }
     ctx.metrics.observe_rollout(rollout, &plan.status);
     // Routes are not watched: while one is missing or lacks our backends,
@@ -110,6 +104,54 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         None => Requeue::await_change(),
     })
 }
+/// Whether `after` moves the rollout past where `before` stood: to a later
+/// step of the same canary, or to a new stable revision.
+fn moves_forward(before: Option<&RolloutStatus>, after: &RolloutStatus) -> bool {
+    let Some(before) = before else {
+        return false;
+    };
+    let later_step = match (before.current_step_index, after.current_step_index) {
+        (Some(was), Some(now)) => now > was && before.canary_revision == after.canary_revision,
+        _ => false,
+    };
+    let promoted = before.stable_revision.is_some() && before.stable_revision != after.stable_revision;
+    later_step || promoted
+}
+
+/// Writes the plan's status and publishes its Events, in that order: an
+/// Event never tells of a decision the status does not hold.
+async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Result<(), Error> {
+    if rollout.status.as_ref() != Some(&plan.status) {
+        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
+        // The resourceVersion makes the write conditional: a plan made from
+        // a stale copy (the cache can lag behind our own last write, e.g.
+        // right after a start) is refused with a conflict instead of
+        // overwriting newer progress, and the next reconcile plans afresh.
+        let status = json!({
+            "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"resourceVersion": rollout.resource_version()},
+            "status": plan.status,
+        });
+        ctx.metrics.wrote("status_patch");
+        api.patch_status(
+            &rollout.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(status),
+        )
+        .await?;
+    }
+    for event in &plan.events {
+        let type_ = match event.kind {
+            EventKind::Normal => EventType::Normal,
+            EventKind::Warning => EventType::Warning,
+        };
+        publish(ctx, rollout, type_, event.reason, event.message.clone()).await;
+    }
+    if let Some((reason, message)) = started_waiting_for_route(rollout.status.as_ref(), &plan.status) {
+        publish(ctx, rollout, EventType::Warning, &reason, message).await;
+    }
+    Ok(())
+}
 
 /// A Rollout that starts waiting for a human to create or fix its route
 /// gets one Warning Event besides its Progressing condition, so
@@ -122,14 +164,19 @@ fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStat
     (waiting && was.as_deref() != Some(now.reason.as_str())).then_some((now.reason, now.message))
 }
 
-/// A deleted Rollout first hands all traffic back to stable, so the route
-/// never points at a canary that is about to disappear.
+/// A deleted Rollout first hands all traffic back to stable and takes its
+/// A/B rule off the route, so the route never points at a canary that is
+/// about to disappear.
 async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
     if let Some(router) = router_for(ctx.client.clone(), ns, &rollout.spec)
-        && let Ok(RouteState::Present { split, .. }) = router.observe().await
-        && split != Some(TrafficSplit::ALL_STABLE)
+        && let Ok(RouteState::Present { split, matches, .. }) = router.observe().await
     {
-        router.set_weights(TrafficSplit::ALL_STABLE).await?;
+        if split != Some(TrafficSplit::ALL_STABLE) {
+            router.set_weights(TrafficSplit::ALL_STABLE).await?;
+        }
+        if matches.is_some() {
+            router.set_matches(None).await?;
+        }
     }
     ctx.metrics.forget_rollout(rollout);
     Ok(Requeue::await_change())
@@ -177,6 +224,7 @@ async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &st
         action: "Reconcile".to_string(),
         secondary: None,
     };
+    ctx.metrics.wrote("event");
     if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish event");
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::api::RolloutStatus;
+use crate::api::{RequestMatch, RolloutStatus};
 
 use super::TrafficSplit;
 
@@ -24,6 +24,10 @@ pub enum Action {
     /// One write to the route: the weights of the stable and canary
     /// backends, guarded by JSON Patch `test` operations.
     SetWeights(TrafficSplit),
+    /// One write to the route: add (or replace) Siskin's one named rule
+    /// sending requests with these matches to the canary, or remove it
+    /// (`None`). The user's rules are never rewritten.
+    SetMatches(Option<Vec<RequestMatch>>),
     /// Scale the user's `workloadRef` Deployment to zero: Siskin's own
     /// Deployment of the same template serves now.
     ScaleDownWorkloadRef,

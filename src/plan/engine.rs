@@ -200,7 +200,7 @@ fn invalid_spec(ctx: &mut Ctx, errors: &[SpecError]) {
 }
 
 fn run(ctx: &mut Ctx, steps: &StepPlan) {
-    ctx.status.strategy = Some("canary".to_string());
+    ctx.status.strategy = Some(steps.strategy.to_string());
     ctx.status.observed_canary_weight = observed_canary_weight(ctx, steps);
     let Some(desired) = ctx.observed.desired_revision.clone() else {
         ctx.note(

@@ -83,10 +83,24 @@ pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
 /// there and accepted; notes why not.
 fn all_stable_on_route(ctx: &mut Ctx) -> bool {
     match ctx.observed.route.clone() {
-        Some(RouteState::Present { split, accepted }) => {
+        Some(RouteState::Present {
+            split,
+            accepted,
+            matches,
+        }) => {
             if split != Some(TrafficSplit::ALL_STABLE) {
                 ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
                 ctx.note(false, "ShiftingTraffic", "returning all traffic to stable".into());
+                ctx.requeue(POLL);
+                return false;
+            }
+            if matches.is_some() {
+                ctx.act(Action::SetMatches(None));
+                ctx.note(
+                    false,
+                    "ShiftingTraffic",
+                    "removing the canary's request-match rule".into(),
+                );
                 ctx.requeue(POLL);
                 return false;
             }
@@ -192,6 +206,9 @@ pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         if on_route && ctx.observed.split() != Some(TrafficSplit::ALL_STABLE) {
             ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
         }
+        if ctx.observed.has_matches() {
+            ctx.act(Action::SetMatches(None));
+        }
     } else if ctx.observed.revision(pair.canary).is_some_and(|c| c.replicas > 0) {
         // Without a router the canary's pods are its traffic: remove them
         // now rather than after the scale-down delay.
@@ -242,8 +259,23 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         stable: pair.canary.to_string(),
         canary: pair.canary.to_string(),
     });
-    if steps.routed && matches!(ctx.observed.route, Some(RouteState::Present { .. })) {
-        ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+    if !steps.routed {
+        // Without a router the old revision's pods are its traffic: behind
+        // the one Service they would keep half of it for the whole delay.
+        // Pod termination drains their in-flight requests instead.
+        ctx.act(Action::Scale {
+            revision: pair.stable.to_string(),
+            replicas: 0,
+        });
+    } else if matches!(ctx.observed.route, Some(RouteState::Present { .. })) {
+        // Weights first: with them at 100/0 the match rule is the only
+        // traffic the promoted revision gets from the old canary path.
+        if ctx.observed.split() != Some(TrafficSplit::ALL_STABLE) {
+            ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+        }
+        if ctx.observed.has_matches() {
+            ctx.act(Action::SetMatches(None));
+        }
     }
     ctx.status.stable_revision = Some(pair.canary.to_string());
     clear_rollout(ctx);
@@ -330,7 +362,11 @@ fn carries_traffic(ctx: &Ctx, steps: &StepPlan, revision: &str) -> bool {
     }
     let canary_selects = selected.canary.as_deref() == Some(revision);
     let route_sends_canary_traffic = match &ctx.observed.route {
-        Some(RouteState::Present { split, accepted }) => *split != Some(TrafficSplit::ALL_STABLE) || !accepted,
+        Some(RouteState::Present {
+            split,
+            accepted,
+            matches,
+        }) => *split != Some(TrafficSplit::ALL_STABLE) || !accepted || matches.is_some(),
         _ => false,
     };
     canary_selects && route_sends_canary_traffic

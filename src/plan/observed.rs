@@ -2,7 +2,7 @@
 //! cluster and the analysis before asking the engine what to do.
 
 use crate::analysis::Verdict;
-use crate::api::ManualRequest;
+use crate::api::{ManualRequest, RequestMatch};
 
 /// The traffic split between the stable and the canary backend. Gateway API
 /// and Istio weights are relative; Siskin always writes two that sum to 100.
@@ -50,6 +50,9 @@ pub enum RouteState {
         split: Option<TrafficSplit>,
         /// Whether the data plane accepted the route's current generation.
         accepted: bool,
+        /// The request matches of Siskin's own match rule (A/B tests), if
+        /// the route has that rule.
+        matches: Option<Vec<RequestMatch>>,
     },
 }
 
@@ -109,6 +112,12 @@ impl Observed {
     /// The Deployment of a revision, if it exists.
     pub fn revision(&self, revision: &str) -> Option<&RevisionState> {
         self.revisions.iter().find(|r| r.revision == revision)
+    }
+
+    /// Whether the route has Siskin's match rule, sending matching
+    /// requests to the canary.
+    pub fn has_matches(&self) -> bool {
+        matches!(&self.route, Some(RouteState::Present { matches: Some(_), .. }))
     }
 
     /// The split on the route, when it is known.

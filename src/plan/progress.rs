@@ -90,12 +90,13 @@ fn restart_if_steps_changed(ctx: &mut Ctx, steps: &StepPlan) {
 
 fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     let weight = steps.weight_at(index);
+    let matches = steps.matches_at(index).map(<[_]>::to_vec);
     let step = steps.steps[index].clone();
     if !matches!(step, Step::Pause { duration: None }) {
         ctx.status.pause = None;
     }
     ctx.phase(RolloutPhase::Progressing);
-    if !traffic::ensure(ctx, steps, pair, weight) {
+    if !traffic::ensure(ctx, steps, pair, weight, matches.as_deref()) {
         return Gate::Wait;
     }
     // The hold starts when the data plane has the weight, not when it was
@@ -109,7 +110,9 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     };
     let label = step_label(steps, index, weight);
     match step {
-        Step::Weight { min, max, .. } => gate(ctx, steps, pair, &label, started, min, max),
+        Step::Weight { min, max, .. } | Step::Match { min, max, .. } => {
+            gate(ctx, steps, pair, &label, started, min, max)
+        }
         Step::Pause {
             duration: Some(duration),
         } => gate(ctx, steps, pair, &label, started, duration, Some(duration)),
@@ -129,7 +132,20 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
 }
 
 fn step_label(steps: &StepPlan, index: usize, weight: i32) -> String {
-    format!("step {}/{} (weight {weight})", index + 1, steps.steps.len())
+    let traffic = match steps.matches_at(index) {
+        Some(matches) => format!("requests matching {}", describe_matches(matches)),
+        None => format!("weight {weight}"),
+    };
+    format!("step {}/{} ({traffic})", index + 1, steps.steps.len())
+}
+
+/// `x-beta=true or x-a=1 and x-b=2`, for messages.
+pub(super) fn describe_matches(matches: &[crate::api::RequestMatch]) -> String {
+    let one = |m: &crate::api::RequestMatch| {
+        let headers: Vec<String> = m.headers.iter().map(|h| format!("{}={}", h.name, h.value)).collect();
+        headers.join(" and ")
+    };
+    matches.iter().map(one).collect::<Vec<_>>().join(" or ")
 }
 
 /// Decides whether a held step may advance. Without analysis the minimum

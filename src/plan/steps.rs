@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::api::{
-    CanaryStep, CanaryStrategy, Duration as SpecDuration, DurationError, InconclusivePolicy, MAX_STEPS, RolloutSpec,
-    revision_of_value,
+    AbTestStrategy, CanaryStep, CanaryStrategy, Duration as SpecDuration, DurationError, InconclusivePolicy, MAX_STEPS,
+    RequestMatch, RolloutSpec, TrafficRouting, revision_of_value,
 };
 
 /// How long the previous revision stays up after it stops receiving traffic
@@ -26,11 +28,20 @@ pub enum Step {
     },
     /// Keep the previous weight: for `duration`, or until promoted.
     Pause { duration: Option<Duration> },
+    /// Send only requests matching `matches` to the canary (the weights
+    /// stay 100/0) and hold between `min` and `max`, as a weight step does.
+    Match {
+        matches: Vec<RequestMatch>,
+        min: Duration,
+        max: Option<Duration>,
+    },
 }
 
 /// A validated strategy: what the engine runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepPlan {
+    /// The strategy the steps came from, as `status.strategy` shows it.
+    pub strategy: &'static str,
     pub steps: Vec<Step>,
     /// Whether a traffic router sets weights; otherwise the canary's share
     /// is its share of the replicas.
@@ -50,14 +61,30 @@ impl StepPlan {
         if index >= self.steps.len() {
             return 100;
         }
+        match self.traffic_step_at(index) {
+            Some(Step::Weight { weight, .. }) => *weight,
+            _ => 0,
+        }
+    }
+
+    /// The request matches routed to the canary at step `index`: a pause
+    /// keeps those of the step before it; past the end there are none.
+    pub fn matches_at(&self, index: usize) -> Option<&[RequestMatch]> {
+        if index >= self.steps.len() {
+            return None;
+        }
+        match self.traffic_step_at(index) {
+            Some(Step::Match { matches, .. }) => Some(matches),
+            _ => None,
+        }
+    }
+
+    /// The last step at or before `index` that sets traffic.
+    fn traffic_step_at(&self, index: usize) -> Option<&Step> {
         self.steps[..=index]
             .iter()
             .rev()
-            .find_map(|s| match s {
-                Step::Weight { weight, .. } => Some(*weight),
-                Step::Pause { .. } => None,
-            })
-            .unwrap_or(0)
+            .find(|s| !matches!(s, Step::Pause { .. }))
     }
 
     /// Canary pods for a weight. With a router the stable keeps all its
@@ -86,8 +113,12 @@ pub enum SpecError {
     PodTemplateSource,
     #[error("replicas must not be negative")]
     NegativeReplicas,
-    #[error("set exactly one strategy (canary)")]
+    #[error("set exactly one strategy (canary or abTest)")]
     NoStrategy,
+    #[error("abTest: Istio is not supported yet; use gatewayAPI")]
+    AbTestOnIstio,
+    #[error("abTest.match[{index}] must name at least one header")]
+    EmptyMatch { index: usize },
     #[error("canary.steps must have between 1 and {MAX_STEPS} steps")]
     StepCount,
     #[error("step {index}: set exactly one of weight or pause")]
@@ -115,6 +146,8 @@ impl SpecError {
             SpecError::PodTemplateSource => "pod_template_source",
             SpecError::NegativeReplicas => "negative_replicas",
             SpecError::NoStrategy => "no_strategy",
+            SpecError::AbTestOnIstio => "ab_test_on_istio",
+            SpecError::EmptyMatch { .. } => "empty_match",
             SpecError::StepCount => "step_count",
             SpecError::StepKind { .. } => "step_kind",
             SpecError::HoldWithoutWeight { .. } => "hold_without_weight",
@@ -141,32 +174,89 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
     if spec.analysis.as_ref().is_some_and(|a| a.templates.is_empty()) {
         errors.push(SpecError::NoAnalysisTemplates);
     }
-    let Some(canary) = spec.canary() else {
-        errors.push(SpecError::NoStrategy);
-        return Err(errors);
-    };
-    let steps = canary_steps(canary, &mut errors);
-    let routed = match &canary.traffic_routing {
-        None => false,
-        Some(r) if r.gateway_api.is_some() != r.istio.is_some() => true,
-        Some(_) => {
-            errors.push(SpecError::RouterCount);
-            true
+    let analysis = spec.analysis.as_ref().map(|a| a.on_inconclusive);
+    let (strategy, steps, routing, delay, hash) = match (spec.canary(), spec.ab_test()) {
+        (Some(canary), None) => (
+            "canary",
+            canary_steps(canary, &mut errors),
+            canary.traffic_routing.as_ref(),
+            (canary.scale_down_delay.as_ref(), "canary.scaleDownDelay"),
+            revision_of_value(&serde_json::to_value(&canary.steps).unwrap_or_default()),
+        ),
+        (None, Some(ab)) => (
+            "abTest",
+            ab_test_steps(ab, analysis.is_some(), &mut errors),
+            Some(&ab.traffic_routing),
+            (ab.scale_down_delay.as_ref(), "abTest.scaleDownDelay"),
+            revision_of_value(&json!({"match": ab.matches, "duration": ab.duration})),
+        ),
+        _ => {
+            errors.push(SpecError::NoStrategy);
+            return Err(errors);
         }
     };
-    let scale_down_delay = optional_duration(canary.scale_down_delay.as_ref(), "canary.scaleDownDelay", &mut errors)
-        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY);
+    let routed = routing.is_some_and(|r| one_router(r, &mut errors));
+    let scale_down_delay = optional_duration(delay.0, delay.1, &mut errors).unwrap_or(DEFAULT_SCALE_DOWN_DELAY);
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(StepPlan {
+        strategy,
         steps,
         routed,
-        analysis: spec.analysis.as_ref().map(|a| a.on_inconclusive),
+        analysis,
         scale_down_delay,
         replicas: spec.replicas,
-        hash: revision_of_value(&serde_json::to_value(&canary.steps).unwrap_or_default()),
+        hash,
     })
+}
+
+/// Whether `routing` names exactly one router; records the error if not.
+fn one_router(routing: &TrafficRouting, errors: &mut Vec<SpecError>) -> bool {
+    if routing.gateway_api.is_some() == routing.istio.is_some() {
+        errors.push(SpecError::RouterCount);
+    }
+    true
+}
+
+/// An A/B test is one match step. With analysis it ends on a conclusion
+/// (non-inferior promotes) or at `duration`, where the inconclusive policy
+/// applies; without analysis it runs for `duration`, or, with no duration,
+/// until `siskin promote` (a pause after the match keeps the match).
+fn ab_test_steps(ab: &AbTestStrategy, analysed: bool, errors: &mut Vec<SpecError>) -> Vec<Step> {
+    if ab.traffic_routing.istio.is_some() && ab.traffic_routing.gateway_api.is_none() {
+        errors.push(SpecError::AbTestOnIstio);
+    }
+    for (index, m) in ab.matches.iter().enumerate() {
+        if m.headers.is_empty() {
+            errors.push(SpecError::EmptyMatch { index });
+        }
+    }
+    if ab.matches.is_empty() {
+        errors.push(SpecError::EmptyMatch { index: 0 });
+    }
+    let duration = optional_duration(ab.duration.as_ref(), "abTest.duration", errors);
+    let matches = ab.matches.clone();
+    match (analysed, duration) {
+        (true, max) => vec![Step::Match {
+            matches,
+            min: Duration::ZERO,
+            max,
+        }],
+        (false, Some(d)) => vec![Step::Match {
+            matches,
+            min: d,
+            max: Some(d),
+        }],
+        (false, None) => vec![
+            Step::Match {
+                matches,
+                min: Duration::ZERO,
+                max: None,
+            },
+            Step::Pause { duration: None },
+        ],
+    }
 }
 
 fn canary_steps(canary: &CanaryStrategy, errors: &mut Vec<SpecError>) -> Vec<Step> {

@@ -2,7 +2,7 @@
 //! Services selecting the right revisions, then one route write, then the
 //! data plane's acceptance.
 
-use crate::api::RolloutSpec;
+use crate::api::{RequestMatch, RolloutSpec};
 
 use super::decision::{Action, EventKind};
 use super::engine::{Ctx, POLL, ROUTE_MISSING_POLL};
@@ -10,13 +10,21 @@ use super::observed::{RouteState, TrafficSplit};
 use super::progress::Pair;
 use super::steps::StepPlan;
 
-/// Returns true once `weight` percent of traffic reaches the canary and the
-/// data plane has accepted it; otherwise plans the next move and waits.
-pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
+/// Returns true once `weight` percent of traffic, plus the requests with
+/// `matches`, reaches the canary and the data plane has accepted it;
+/// otherwise plans the next move and waits.
+pub(super) fn ensure(
+    ctx: &mut Ctx,
+    steps: &StepPlan,
+    pair: Pair,
+    weight: i32,
+    matches: Option<&[RequestMatch]>,
+) -> bool {
     canary_pods(ctx, steps, pair, weight)
         && stable_pods(ctx, steps, pair, weight)
         && services(ctx, steps, pair)
         && route_weights(ctx, steps, weight)
+        && route_matches(ctx, steps, matches)
 }
 
 fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
@@ -104,8 +112,12 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool {
         &ctx.observed.route,
         Some(RouteState::Present { split, .. }) if *split != Some(TrafficSplit::ALL_STABLE)
     );
-    if steps.routed && !canary_ok && canary_carries_traffic {
-        ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+    if steps.routed && !canary_ok && (canary_carries_traffic || ctx.observed.has_matches()) {
+        ctx.act(if canary_carries_traffic {
+            Action::SetWeights(TrafficSplit::ALL_STABLE)
+        } else {
+            Action::SetMatches(None)
+        });
         let message = "returning canary traffic to stable before switching the canary Service";
         ctx.note(true, "ClearingCanaryTraffic", message.to_string());
         ctx.requeue(POLL);
@@ -165,10 +177,41 @@ fn route_weights(ctx: &mut Ctx, steps: &StepPlan, weight: i32) -> bool {
     }
 }
 
+/// Puts Siskin's match rule on the route as the step wants it (or takes it
+/// off), then waits for the data plane to accept that generation. Runs
+/// after `route_weights`, which has already seen the route present.
+fn route_matches(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<&[RequestMatch]>) -> bool {
+    if !steps.routed {
+        return true;
+    }
+    let observed = match &ctx.observed.route {
+        Some(RouteState::Present { matches, .. }) => matches.as_deref(),
+        _ => return true,
+    };
+    if observed == wanted {
+        return true;
+    }
+    ctx.act(Action::SetMatches(wanted.map(<[_]>::to_vec)));
+    let message = match wanted {
+        Some(m) => {
+            let described = super::progress::describe_matches(m);
+            ctx.event(
+                EventKind::Normal,
+                "TrafficShifted",
+                format!("requests matching {described} go to the canary"),
+            );
+            format!("sending requests matching {described} to the canary")
+        }
+        None => "removing the canary's request-match rule".to_string(),
+    };
+    ctx.note(true, "ShiftingTraffic", message);
+    ctx.requeue(POLL);
+    false
+}
+
 /// The route as users name it in messages.
 pub(super) fn route_name(spec: &RolloutSpec) -> String {
-    let routing = spec.canary().and_then(|c| c.traffic_routing.as_ref());
-    match routing {
+    match spec.traffic_routing() {
         Some(r) => match (&r.gateway_api, &r.istio) {
             (Some(g), _) => format!("HTTPRoute {}", g.http_route.name),
             (None, Some(i)) => format!("VirtualService {}", i.virtual_service.name),

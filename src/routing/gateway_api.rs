@@ -1,16 +1,20 @@
 //! Gateway API `HTTPRoute`: weights on the backendRefs that name the stable
 //! and canary Services, in every rule that sends traffic to both. Rules,
-//! matches and filters are the user's and stay untouched.
+//! matches and filters are the user's and stay untouched; for an A/B test
+//! Siskin adds one rule of its own, found again by its name, and removes it.
 
 use futures::future::BoxFuture;
 use gateway_api::httproutes::{HttpRoute, HttpRouteRulesBackendRefs};
-use json_patch::Patch;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
 use kube::api::{Api, PatchParams};
 use kube::{Client, ResourceExt};
+use serde_json::json;
 
 use super::{
     Backends, FIELD_MANAGER, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
 };
+use crate::api::{HeaderMatch, RequestMatch};
 
 /// Gateway API's default weight when a backendRef has none.
 const DEFAULT_WEIGHT: i32 = 1;
@@ -21,16 +25,40 @@ pub struct HttpRouteRouter {
     namespace: String,
     name: String,
     backends: Backends,
+    /// The name of the rule Siskin owns for request matches.
+    match_rule: String,
 }
 
 impl HttpRouteRouter {
-    pub fn new(client: Client, namespace: &str, name: &str, backends: Backends) -> Self {
+    pub fn new(client: Client, namespace: &str, name: &str, backends: Backends, match_rule: &str) -> Self {
         HttpRouteRouter {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             name: name.to_string(),
             backends,
+            match_rule: match_rule.to_string(),
         }
+    }
+
+    async fn get(&self) -> Result<HttpRoute, RoutingError> {
+        let describe = self.describe();
+        self.api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| RoutingError::from_kube(&describe, e))?
+            .ok_or(RoutingError::NotFound { route: describe })
+    }
+
+    async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        self.api
+            .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
+            .await
+            .map_err(|e| RoutingError::from_kube(&self.describe(), e))?;
+        Ok(())
     }
 }
 
@@ -44,32 +72,32 @@ impl TrafficRouter for HttpRouteRouter {
             let found = self.api.get_opt(&self.name).await;
             match found.map_err(|e| RoutingError::from_kube(&self.describe(), e))? {
                 None => Ok(RouteState::NotFound),
-                Some(route) => Ok(route_state(&route, &self.backends)),
+                Some(route) => Ok(match route_state(&route, &self.backends) {
+                    RouteState::Present { split, accepted, .. } => RouteState::Present {
+                        split,
+                        accepted,
+                        matches: match_rule_matches(&route, &self.match_rule),
+                    },
+                    other => other,
+                }),
+            }
+        })
+    }
+
+    fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
+        Box::pin(async move {
+            let route = self.get().await?;
+            match match_patch(&route, &self.backends, &self.match_rule, matches)? {
+                Some(patch) => self.patch(patch).await,
+                None => Ok(()),
             }
         })
     }
 
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
         Box::pin(async move {
-            let describe = self.describe();
-            let route = self
-                .api
-                .get_opt(&self.name)
-                .await
-                .map_err(|e| RoutingError::from_kube(&describe, e))?
-                .ok_or_else(|| RoutingError::NotFound {
-                    route: describe.clone(),
-                })?;
-            let patch = weight_patch(&route, &self.backends, split)?;
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
-            };
-            self.api
-                .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
-                .await
-                .map_err(|e| RoutingError::from_kube(&describe, e))?;
-            Ok(())
+            let route = self.get().await?;
+            self.patch(weight_patch(&route, &self.backends, split)?).await
         })
     }
 }
@@ -168,7 +196,131 @@ pub fn route_state(route: &HttpRoute, backends: &Backends) -> RouteState {
     RouteState::Present {
         split: agreed_split(splits),
         accepted: accepted(route),
+        matches: None,
     }
+}
+
+/// The indices of the rules carrying Siskin's match rule name.
+fn match_rule_indices(route: &HttpRoute, rule_name: &str) -> Vec<usize> {
+    let rules = route.spec.rules.as_deref().unwrap_or_default();
+    (0..rules.len())
+        .filter(|&i| rules[i].name.as_deref() == Some(rule_name))
+        .collect()
+}
+
+/// The header matches of Siskin's match rule, if the route has it. Only
+/// the headers are read back: they are all Siskin ever writes there.
+pub fn match_rule_matches(route: &HttpRoute, rule_name: &str) -> Option<Vec<RequestMatch>> {
+    let rules = route.spec.rules.as_deref().unwrap_or_default();
+    let rule = rules.iter().find(|r| r.name.as_deref() == Some(rule_name))?;
+    let matches = rule.matches.as_deref().unwrap_or_default();
+    Some(
+        matches
+            .iter()
+            .map(|m| RequestMatch {
+                headers: m
+                    .headers
+                    .iter()
+                    .flatten()
+                    .map(|h| HeaderMatch {
+                        name: h.name.clone(),
+                        value: h.value.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    )
+}
+
+/// The exact JSON Patch that puts Siskin's match rule on `route` with
+/// `wanted` (replacing an older one), or takes it off (`None`); `None`
+/// when there is nothing to change. Removals `test` the rule's name at its
+/// index first; an addition `test`s the resourceVersion read, because the
+/// rule it appends copies the canary backendRef of the user's rule. The
+/// user's rules are never rewritten.
+pub fn match_patch(
+    route: &HttpRoute,
+    backends: &Backends,
+    rule_name: &str,
+    wanted: Option<&[RequestMatch]>,
+) -> Result<Option<Patch>, RoutingError> {
+    if match_rule_matches(route, rule_name).as_deref() == wanted {
+        return Ok(None);
+    }
+    let mut ops = Vec::new();
+    if let Some(wanted) = wanted {
+        let resource_version = route.metadata.resource_version.clone().unwrap_or_default();
+        ops.push(PatchOperation::Test(TestOperation {
+            path: pointer(&["metadata", "resourceVersion"]),
+            value: resource_version.into(),
+        }));
+        // Highest index first, so earlier removals don't shift later ones.
+        for i in match_rule_indices(route, rule_name).into_iter().rev() {
+            ops.extend(remove_rule_ops(i, rule_name));
+        }
+        ops.push(PatchOperation::Add(AddOperation {
+            path: pointer(&["spec", "rules", "-"]),
+            value: match_rule(route, backends, rule_name, wanted)?,
+        }));
+    } else {
+        for i in match_rule_indices(route, rule_name).into_iter().rev() {
+            ops.extend(remove_rule_ops(i, rule_name));
+        }
+    }
+    Ok(Some(Patch(ops)))
+}
+
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn remove_rule_ops(index: usize, rule_name: &str) -> [PatchOperation; 2] {
+    let index = index.to_string();
+    [
+        PatchOperation::Test(TestOperation {
+            path: pointer(&["spec", "rules", &index, "name"]),
+            value: rule_name.into(),
+        }),
+        PatchOperation::Remove(RemoveOperation {
+            path: pointer(&["spec", "rules", &index]),
+        }),
+    ]
+}
+
+/// Siskin's match rule: every match's headers, exact, to the canary
+/// Service on the port the user's weighted rule uses for it. Without a path
+/// a match covers every path (`PathPrefix /`); its headers then make it
+/// more specific than a user rule without headers, so it takes precedence.
+fn match_rule(
+    route: &HttpRoute,
+    backends: &Backends,
+    rule_name: &str,
+    wanted: &[RequestMatch],
+) -> Result<serde_json::Value, RoutingError> {
+    let managed = managed_rules(route, backends);
+    let rules = route.spec.rules.as_deref().unwrap_or_default();
+    let canary_ref = managed
+        .iter()
+        .flat_map(|(i, refs)| refs.iter().map(move |j| (*i, *j)))
+        .filter_map(|(i, j)| rules[i].backend_refs.as_deref()?.get(j))
+        .find(|b| b.name == backends.canary)
+        .ok_or_else(|| missing_backends(route, backends))?;
+    let matches: Vec<serde_json::Value> = wanted
+        .iter()
+        .map(|m| {
+            let headers: Vec<serde_json::Value> = m
+                .headers
+                .iter()
+                .map(|h| json!({"type": "Exact", "name": h.name, "value": h.value}))
+                .collect();
+            json!({"headers": headers})
+        })
+        .collect();
+    let mut backend = json!({"name": backends.canary, "weight": 1});
+    if let Some(port) = canary_ref.port {
+        backend["port"] = port.into();
+    }
+    Ok(json!({"name": rule_name, "matches": matches, "backendRefs": [backend]}))
 }
 
 /// Whether every parent (Gateway) accepted the route's current generation:

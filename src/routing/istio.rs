@@ -213,6 +213,8 @@ pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends) -
     RouteState::Present {
         split: agreed_split(splits),
         accepted: accepted(vs),
+        // Request matches are not supported on Istio yet: never any.
+        matches: None,
     }
 }
 

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use json_patch::{PatchOperation, jsonptr::PointerBuf};
 use kube::Client;
 
-use crate::api::{RolloutSpec, ServiceRef};
+use crate::api::{RequestMatch, RolloutSpec, ServiceRef};
 pub use crate::plan::{RouteState, TrafficSplit};
 
 /// The field manager recorded on Siskin's route patches.
@@ -34,14 +34,37 @@ pub trait TrafficRouter: Send + Sync {
     /// Writes `split` in one request. [`RoutingError::Conflict`] means the
     /// route changed underneath; observe again and re-plan.
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>>;
+
+    /// Adds (or replaces) the one rule Siskin owns on the route, sending
+    /// requests with `matches` to the canary, or removes it (`None`), in
+    /// one request. Routers without support refuse to add it.
+    fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
+        let route = self.describe();
+        Box::pin(async move {
+            match matches {
+                None => Ok(()),
+                Some(_) => Err(RoutingError::Unsupported {
+                    route,
+                    what: "request matches (A/B tests)".to_string(),
+                }),
+            }
+        })
+    }
+}
+
+/// The name of the rule Siskin adds to a route for an A/B test's matches.
+/// Named after the user's Service, like the stable and canary Services.
+pub fn match_rule_name(service: &ServiceRef) -> String {
+    format!("siskin-ab-{}", service.name)
 }
 
 /// The router a Rollout's spec names, or `None` for a replica-ratio canary.
 pub fn router_for(client: Client, namespace: &str, spec: &RolloutSpec) -> Option<Box<dyn TrafficRouter>> {
-    let routing = spec.canary()?.traffic_routing.as_ref()?;
+    let routing = spec.traffic_routing()?;
     let backends = Backends::of(&spec.service);
     if let Some(g) = &routing.gateway_api {
-        let router = gateway_api::HttpRouteRouter::new(client, namespace, &g.http_route.name, backends);
+        let rule = match_rule_name(&spec.service);
+        let router = gateway_api::HttpRouteRouter::new(client, namespace, &g.http_route.name, backends, &rule);
         return Some(Box::new(router));
     }
     if let Some(i) = &routing.istio {
@@ -90,6 +113,8 @@ pub enum RoutingError {
     UnknownRouteName { route: String, name: String },
     #[error("{route} changed since it was read; retrying on fresh data")]
     Conflict { route: String },
+    #[error("{route}: {what} not supported yet")]
+    Unsupported { route: String, what: String },
     #[error("reading or patching {route}: {source}")]
     Kube {
         route: String,
@@ -106,6 +131,7 @@ impl RoutingError {
             RoutingError::MissingBackend { .. } => "missing_backend",
             RoutingError::UnknownRouteName { .. } => "unknown_route_name",
             RoutingError::Conflict { .. } => "route_conflict",
+            RoutingError::Unsupported { .. } => "unsupported",
             RoutingError::Kube { .. } => "kube_api",
         }
     }

@@ -323,3 +323,18 @@ fn without_a_router_the_observed_weight_is_the_share_of_available_pods() {
     let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &world(&spec, 50), 10);
     assert_eq!(plan.status.observed_canary_weight, Some(50));
 }
+
+#[test]
+fn without_a_router_promotion_removes_the_old_pods_at_once() {
+    let spec = unrouted(spec(standard_steps()));
+    let mut observed = world(&spec, 50);
+    observed.revisions[1] = ready(CANARY, REPLICAS);
+    let plan = run(&spec, &in_flight(&spec, 3, None), &observed, 0);
+    let select = Action::SelectRevisions {
+        stable: CANARY.into(),
+        canary: CANARY.into(),
+    };
+    assert_eq!(plan.actions, [select, scale(STABLE, 0)]);
+    assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
+    assert!(plan.status.scale_downs.is_empty());
+}

@@ -2,6 +2,7 @@
 //! build a 10-replica Rollout on a Gateway API route, with steps 10% → 50%
 //! → pause unless a test says otherwise.
 
+mod ab_test;
 mod analysis;
 mod lifecycle;
 mod requests;
@@ -78,6 +79,7 @@ pub fn spec(steps: Vec<CanaryStep>) -> RolloutSpec {
                 steps,
                 scale_down_delay: None,
             }),
+            ab_test: None,
         },
         analysis: None,
     }
@@ -119,6 +121,7 @@ pub fn route(canary_weight: i32, accepted: bool) -> Option<RouteState> {
     Some(RouteState::Present {
         split: Some(TrafficSplit::canary_percent(canary_weight)),
         accepted,
+        matches: None,
     })
 }
 
@@ -199,6 +202,12 @@ pub fn run(spec: &RolloutSpec, status: &RolloutStatus, observed: &Observed, now:
         .filter(|a| matches!(a, Action::SetWeights(_)))
         .count();
     assert!(route_writes <= 1, "more than one route write: {:?}", plan.actions);
+    let match_writes = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::SetMatches(_)))
+        .count();
+    assert!(match_writes <= 1, "more than one match-rule write: {:?}", plan.actions);
     plan
 }
 

@@ -197,6 +197,7 @@ fn reads_the_split_and_acceptance() {
     let expected = RouteState::Present {
         split: Some(TrafficSplit { stable: 75, canary: 25 }),
         accepted: true,
+        matches: None,
     };
     assert_eq!(state, expected);
 }
@@ -232,4 +233,104 @@ fn accepted_needs_every_parent_at_the_current_generation() {
     let mut no_status = route_json(100, 0);
     no_status["status"] = Value::Null;
     assert!(!accepted(&route(no_status)));
+}
+
+const AB_RULE: &str = "siskin-ab-shop";
+
+fn beta() -> Vec<RequestMatch> {
+    vec![RequestMatch {
+        headers: vec![HeaderMatch {
+            name: "x-beta".into(),
+            value: "true".into(),
+        }],
+    }]
+}
+
+fn versioned(mut value: Value) -> Value {
+    value["metadata"]["resourceVersion"] = json!("42");
+    value
+}
+
+fn match_patch_json(value: Value, wanted: Option<&[RequestMatch]>) -> Option<Value> {
+    let patch = match_patch(&route(value), &backends(), AB_RULE, wanted).expect("route has both backends");
+    patch.map(|p| serde_json::to_value(p).unwrap_or_default())
+}
+
+/// The route after the patch, as the API server would apply it.
+fn applied(mut value: Value, wanted: Option<&[RequestMatch]>) -> Value {
+    if let Ok(Some(patch)) = match_patch(&route(value.clone()), &backends(), AB_RULE, wanted) {
+        json_patch::patch(&mut value, &patch).expect("the patch applies to the route it was made from");
+    }
+    value
+}
+
+#[test]
+fn ab_rule_is_appended_with_exact_headers_to_the_canary_guarded_by_the_version_read() {
+    let patch = match_patch_json(versioned(route_json(100, 0)), Some(&beta()));
+    let expected = json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
+        {"op": "add", "path": "/spec/rules/-", "value": {
+            "name": AB_RULE,
+            "matches": [{"headers": [{"type": "Exact", "name": "x-beta", "value": "true"}]}],
+            "backendRefs": [{"name": "shop-canary", "port": 80, "weight": 1}],
+        }},
+    ]);
+    assert_eq!(patch, Some(expected));
+}
+
+#[test]
+fn ab_rule_in_place_needs_no_write() {
+    let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
+    assert_eq!(match_patch_json(with_rule, Some(&beta())), None);
+    assert_eq!(match_patch_json(route_json(100, 0), None), None);
+}
+
+#[test]
+fn ab_rule_is_read_back_from_the_route() {
+    let with_rule = route(applied(versioned(route_json(100, 0)), Some(&beta())));
+    assert_eq!(match_rule_matches(&with_rule, AB_RULE), Some(beta()));
+    assert_eq!(match_rule_matches(&route(route_json(100, 0)), AB_RULE), None);
+}
+
+#[test]
+fn ab_rule_is_removed_by_name_with_a_test_at_its_index() {
+    let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
+    let expected = json!([
+        {"op": "test", "path": "/spec/rules/3/name", "value": AB_RULE},
+        {"op": "remove", "path": "/spec/rules/3"},
+    ]);
+    assert_eq!(match_patch_json(with_rule, None), Some(expected));
+}
+
+#[test]
+fn removing_the_ab_rule_leaves_exactly_the_users_route() {
+    let original = versioned(route_json(100, 0));
+    let with_rule = applied(original.clone(), Some(&beta()));
+    assert_eq!(with_rule["spec"]["rules"].as_array().map(Vec::len), Some(4));
+    assert_eq!(applied(with_rule, None), original);
+}
+
+#[test]
+fn changed_matches_replace_the_ab_rule_instead_of_adding_another() {
+    let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
+    let other = vec![RequestMatch {
+        headers: vec![HeaderMatch {
+            name: "x-group".into(),
+            value: "b".into(),
+        }],
+    }];
+    let replaced = applied(with_rule, Some(&other));
+    let rules = replaced["spec"]["rules"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rules.len(), 4);
+    assert_eq!(match_rule_matches(&route(replaced), AB_RULE), Some(other));
+}
+
+#[test]
+fn ab_rule_does_not_count_as_a_weighted_rule() {
+    let with_rule = route(applied(versioned(route_json(90, 10)), Some(&beta())));
+    let state = route_state(&with_rule, &backends());
+    assert!(
+        matches!(state, RouteState::Present { split: Some(s), .. } if s == TrafficSplit::canary_percent(10)),
+        "{state:?}"
+    );
 }

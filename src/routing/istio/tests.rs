@@ -140,6 +140,7 @@ fn reads_the_split() {
     let expected = RouteState::Present {
         split: Some(TrafficSplit { stable: 75, canary: 25 }),
         accepted: true,
+        matches: None,
     };
     assert_eq!(state, expected);
 }

@@ -1,0 +1,203 @@
+//! An A/B test on a Gateway API HTTPRoute, end to end on the sandbox: only
+//! requests with `x-beta: true` reach the canary, through one rule Siskin
+//! adds to the user's route; promotion removes that rule again, leaving the
+//! route exactly as the user wrote it.
+
+mod support;
+
+use std::time::Duration;
+
+use gateway_api::httproutes::HttpRoute;
+use serde_json::{Value, json};
+use siskin::api::{Rollout, RolloutPhase};
+use support::*;
+
+const AB_RULE: &str = "siskin-ab-demo";
+
+/// The route users write: all traffic on `demo-stable`, `demo-canary` at 0.
+async fn route(ns: &TestNamespace) -> String {
+    let host = format!("{}.sandbox.test", ns.name);
+    let route: HttpRoute = serde_json::from_value(json!({
+        "metadata": {"name": "demo"},
+        "spec": {
+            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
+            "hostnames": [host],
+            "rules": [{"backendRefs": [
+                {"name": "demo-stable", "port": 80, "weight": 100},
+                {"name": "demo-canary", "port": 80, "weight": 0},
+            ]}]
+        }
+    }))
+    .expect("route");
+    create(&ns.api(), &route).await;
+    host
+}
+
+fn rollout(version: &str) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "replicas": 2,
+            "service": {"name": "demo", "port": 80, "targetPort": 8080},
+            "template": demo_template(version),
+            "strategy": {"abTest": {
+                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+                "match": [{"headers": [{"name": "x-beta", "value": "true"}]}],
+                "duration": "1h",
+                "scaleDownDelay": "3s",
+            }},
+        }
+    }))
+    .expect("rollout")
+}
+
+/// The route's rules as the API server holds them (with its defaults).
+async fn rules(ns: &TestNamespace) -> Value {
+    let route = ns.api::<HttpRoute>().get("demo").await.expect("route");
+    serde_json::to_value(route.spec.rules.unwrap_or_default()).expect("rules as JSON")
+}
+
+fn has_ab_rule(rules: &Value) -> bool {
+    rules
+        .as_array()
+        .is_some_and(|r| r.iter().any(|rule| rule["name"] == AB_RULE))
+}
+
+/// Requests answered by each version, with or without the beta header.
+async fn versions(host: &str, beta: bool, requests: u64) -> Value {
+    let host_header = format!("host:{host}");
+    let url = format!("{GATEWAY_URL}/");
+    let count = requests.to_string();
+    let mut args = vec![
+        "--url",
+        &url,
+        "--rate",
+        "300",
+        "--requests",
+        &count,
+        "--header",
+        &host_header,
+    ];
+    if beta {
+        args.extend(["--header", "x-beta:true"]);
+    }
+    let summary = loadgen(&args).await;
+    assert_eq!(
+        summary["by_status"]["200"].as_u64(),
+        Some(requests),
+        "every request answered: {summary}"
+    );
+    summary["by_version"].clone()
+}
+
+/// Waits until every request of a short burst reaches `version`.
+async fn wait_all_on(host: &str, beta: bool, version: &str) {
+    let what = format!("requests (beta header: {beta}) to reach only {version}");
+    eventually(&what, Duration::from_secs(60), || async {
+        let header = if beta { "x-beta:true" } else { "x-none:0" };
+        let summary = loadgen(&[
+            "--url",
+            &format!("{GATEWAY_URL}/"),
+            "--rate",
+            "200",
+            "--requests",
+            "50",
+            "--header",
+            &format!("host:{host}"),
+            "--header",
+            header,
+        ])
+        .await;
+        (summary["by_version"][version].as_u64() == Some(50)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restores_the_users_route() {
+    let ns = TestNamespace::new("ab-gw").await;
+    let host = route(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    create(&ns.api(), &rollout("v1")).await;
+    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    let users_rules = rules(&ns).await;
+    wait_all_on(&host, false, "v1").await;
+
+    release_version(&ns, "demo", "v2").await;
+    let status = wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
+        s.phase == Some(RolloutPhase::Progressing) && s.canary_revision.is_some() && s.step_started_at.is_some()
+    })
+    .await;
+    assert_eq!(status.strategy.as_deref(), Some("abTest"));
+    let during = rules(&ns).await;
+    assert!(has_ab_rule(&during), "the route has Siskin's rule: {during:#}");
+    assert_eq!(during[0], users_rules[0], "the user's rule keeps its 100/0 weights");
+    wait_all_on(&host, true, "v2").await;
+
+    let beta = versions(&host, true, 500).await;
+    let others = versions(&host, false, 500).await;
+    println!("A/B through Traefik: with x-beta {beta}, without {others}");
+    assert_eq!(
+        beta,
+        json!({"v2": 500}),
+        "requests with the header reach only the canary"
+    );
+    assert_eq!(others, json!({"v1": 500}), "requests without it reach only stable");
+
+    siskin(&["promote", "demo", "-n", &ns.name, "--full"]).await;
+    let promoted = wait_rollout(&ns, "demo", "v2 promoted", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.canary_revision.is_none() && s.stable_revision.is_some()
+    })
+    .await;
+    assert_eq!(promoted.stable_revision, status.canary_revision, "v2 is stable");
+    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
+        let rules = rules(&ns).await;
+        (!has_ab_rule(&rules)).then_some(rules)
+    })
+    .await;
+    assert_eq!(after, users_rules, "the route is the user's again, at 100/0");
+    wait_all_on(&host, false, "v2").await;
+    assert_eq!(versions(&host, true, 300).await, json!({"v2": 300}));
+    assert_eq!(versions(&host, false, 300).await, json!({"v2": 300}));
+    delete_rollouts(&ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
+    let ns = TestNamespace::new("ab-abort").await;
+    let host = route(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    create(&ns.api(), &rollout("v1")).await;
+    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    let users_rules = rules(&ns).await;
+    release_version(&ns, "demo", "v2").await;
+    wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
+        s.canary_revision.is_some() && s.step_started_at.is_some()
+    })
+    .await;
+    wait_all_on(&host, true, "v2").await;
+
+    siskin(&["abort", "demo", "-n", &ns.name]).await;
+    wait_rollout(&ns, "demo", "the Aborted phase", |s| {
+        s.phase == Some(RolloutPhase::Aborted)
+    })
+    .await;
+    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
+        let rules = rules(&ns).await;
+        (!has_ab_rule(&rules)).then_some(rules)
+    })
+    .await;
+    assert_eq!(after, users_rules, "the route is the user's again");
+    wait_all_on(&host, true, "v1").await;
+    assert_eq!(versions(&host, true, 300).await, json!({"v1": 300}));
+    delete_rollouts(&ns).await;
+}
