@@ -179,6 +179,24 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
     let _controller = ControllerProcess::start(&ns, "a");
     let steps = json!([{"weight": 10}, {"pause": {}}, {"weight": 50}, {"pause": {}}, {"weight": 100}, {"pause": {}}]);
     let v1 = first_release(&ns, steps).await;
+    // The route existed before its Services: give Traefik a moment to resolve
+    // them before measuring.
+    let http = http();
+    eventually("Traefik to serve v1 on the route", Duration::from_secs(30), || async {
+        for _ in 0..20 {
+            let resp = http
+                .get(format!("{GATEWAY_URL}/"))
+                .header("host", &host)
+                .send()
+                .await
+                .ok()?;
+            if resp.status() != 200 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     assert_eq!(
         share_of(&host, "v1", 200).await,
         1.0,
