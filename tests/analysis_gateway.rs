@@ -13,6 +13,9 @@ use support::*;
 
 /// The stable version's error rate in these tests.
 const BASE_ERROR_RATE: &str = "0.01";
+/// The faulty release: 2% 5xx against a stable at 0.1%.
+const FAULTY_STABLE_RATE: &str = "0.001";
+const FAULTY_CANARY_RATE: &str = "0.02";
 
 fn template(version: &str, error_rate: &str) -> serde_json::Value {
     json!({
@@ -55,6 +58,15 @@ struct Setup {
 }
 
 async fn setup(prefix: &str, analysis: AnalysisTemplate, hold: serde_json::Value) -> Setup {
+    setup_with_stable_rate(prefix, analysis, hold, BASE_ERROR_RATE).await
+}
+
+async fn setup_with_stable_rate(
+    prefix: &str,
+    analysis: AnalysisTemplate,
+    hold: serde_json::Value,
+    stable_rate: &str,
+) -> Setup {
     let ns = TestNamespace::new(prefix).await;
     let host = format!("{}.sandbox.test", ns.name);
     let route: HttpRoute = serde_json::from_value(json!({
@@ -78,7 +90,7 @@ async fn setup(prefix: &str, analysis: AnalysisTemplate, hold: serde_json::Value
         "spec": {
             "replicas": 1,
             "service": {"name": "demo", "port": 80, "targetPort": 8080},
-            "template": template("v1", BASE_ERROR_RATE),
+            "template": template("v1", stable_rate),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
                 "steps": [{"weight": 50, "hold": hold}],
@@ -143,16 +155,17 @@ fn evidence(status: &RolloutStatus) -> String {
 
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
-async fn faulty_canary_is_aborted_automatically_and_traffic_returns_to_stable() {
-    let s = setup(
+async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_traffic_returns_to_stable() {
+    let s = setup_with_stable_rate(
         "analysis-faulty",
         error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
         json!({"min": "10s", "max": "180s"}),
+        FAULTY_STABLE_RATE,
     )
     .await;
     let _load = load(&s.host);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    release(&s.ns, "0.06").await;
+    release(&s.ns, FAULTY_CANARY_RATE).await;
     let status = wait_long(&s.ns, "the faulty canary to be aborted", |st| {
         st.phase == Some(RolloutPhase::Aborted)
     })
