@@ -1,5 +1,5 @@
 //! One reconcile, top to bottom: observe → plan (pure) → act → status → Events
-//! (status and Events first when the plan moves the rollout forward).
+//! (status and Events first when the plan moves the canary to a later step).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,11 +70,11 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     };
     // Most plans are acted on first and recorded after: their status never
     // claims what has not happened, and after a crash in between the next
-    // plan decides the same again. A plan that moves the rollout forward (a
-    // later step, a new stable revision) is recorded first: acted on first, a
-    // crash before the record would leave the next step's weight or the
-    // promoted Services in place, and the next controller, planning from the
-    // older status, would undo them (traffic would step back, then forward).
+    // plan decides the same again. A plan that moves the canary to a later
+    // step is recorded first: acted on first, a crash before the record would
+    // leave the next step's weight on the route, and the next controller,
+    // planning from the older status, would set the previous step's weight
+    // again (traffic would step back, then forward).
     let forward = moves_forward(rollout.status.as_ref(), &plan.status);
     if forward {
         record(ctx, rollout, ns, &plan).await?;
@@ -104,18 +104,16 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         None => Requeue::await_change(),
     })
 }
-/// Whether `after` moves the rollout past where `before` stood: to a later
-/// step of the same canary, or to a new stable revision.
+
+/// Whether `after` moves the same canary to a later step than `before`.
 fn moves_forward(before: Option<&RolloutStatus>, after: &RolloutStatus) -> bool {
     let Some(before) = before else {
         return false;
     };
-    let later_step = match (before.current_step_index, after.current_step_index) {
+    match (before.current_step_index, after.current_step_index) {
         (Some(was), Some(now)) => now > was && before.canary_revision == after.canary_revision,
         _ => false,
-    };
-    let promoted = before.stable_revision.is_some() && before.stable_revision != after.stable_revision;
-    later_step || promoted
+    }
 }
 
 /// Writes the plan's status and publishes its Events, in that order: an

@@ -466,3 +466,50 @@ pub async fn delete_rollouts(ns: &TestNamespace) {
     )
     .await;
 }
+
+/// Like [`wait_rollout`], with a timeout of the caller's choosing: pod starts
+/// on a busy sandbox can take most of a minute each.
+pub async fn wait_rollout_within(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&siskin::api::RolloutStatus) -> bool,
+) -> siskin::api::RolloutStatus {
+    let start = Instant::now();
+    loop {
+        let status = rollout_status(ns, name).await;
+        if let Some(status) = status.as_ref().filter(|s| pred(s)) {
+            return status.clone();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; last status of {name}: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Drops the finalizers of a namespace's Rollouts when dropped, so a test
+/// that fails while its controller is gone still lets its namespace go.
+/// Declare it after the `TestNamespace`: it must drop first.
+pub struct ReleaseFinalizersOnDrop(pub String);
+
+impl Drop for ReleaseFinalizersOnDrop {
+    fn drop(&mut self) {
+        let Ok(out) = std::process::Command::new("kubectl")
+            .args(["get", "rollouts.siskin.io", "-n", &self.0, "-o", "name"])
+            .output()
+        else {
+            return;
+        };
+        for rollout in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = std::process::Command::new("kubectl")
+                .args(["patch", rollout, "-n", &self.0, "--type=merge"])
+                .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
