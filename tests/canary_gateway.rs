@@ -217,6 +217,15 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
             ],
             "the route carries the step's weights"
         );
+        // A parent reports Accepted once it has the route, which may be a
+        // moment before the new weights carry traffic: settle first.
+        let target = f64::from(weight) / 100.0;
+        eventually(
+            "Traefik to carry the step's weights",
+            Duration::from_secs(30),
+            || async { ((share_of(&host, "v2", 200).await - target).abs() <= 0.05).then_some(()) },
+        )
+        .await;
         let share = share_of(&host, "v2", 1000).await;
         println!(
             "step {weight}%: v2 got {:.1}% of 1000 requests through Traefik",
