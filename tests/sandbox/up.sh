@@ -10,8 +10,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 LOGS=$SANDBOX/logs
 
 if ip netns list 2>/dev/null | grep -qw "$NETNS"; then
-  if [ -f "$SANDBOX/ready" ]; then say "already up (netns $NETNS); 'sandbox down' stops it"; exit 0; fi
-  die "netns $NETNS exists but the sandbox is not ready (a failed start?); run: tests/sandbox/sandbox down"
+  if [ -f "$SANDBOX/ready" ] && in_netns "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz >/dev/null 2>&1; then
+    say "already up (netns $NETNS); 'sandbox down' stops it"; exit 0
+  fi
+  # A namespace left by a failed start or a killed session: clear it out.
+  say "netns $NETNS exists but its API server does not answer; stopping what is left"
+  "$HERE/down.sh"
 fi
 for bin in "$K8S_BIN/kube-apiserver" "$KWOK_BIN/kwok" "$TRAEFIK" "$KUBECTL" "$CARGO_TARGET_DIR/debug/siskin-pod-runner"; do
   [ -x "$bin" ] || die "missing $bin; run: tests/sandbox/sandbox install"
