@@ -224,6 +224,13 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
                 lifecycle::start_canary(ctx, steps, pair);
             } else if ctx.status.abort.is_some() {
                 lifecycle::hold_aborted(ctx, steps, pair);
+            } else if ctx.observed.services.stable.as_deref() == Some(desired.as_str()) {
+                // Only a promotion points the stable Service at the canary.
+                // Seeing it here means one was acted on but its status never
+                // written (the controller stopped in between): finish it
+                // rather than re-plan the last step, which would hand the
+                // traffic back to the old revision and promote again.
+                lifecycle::promote(ctx, steps, pair);
             } else {
                 progress::run(ctx, steps, pair);
             }

@@ -99,6 +99,28 @@ fn promotion_moves_the_stable_service_not_the_pods() {
 }
 
 #[test]
+fn promotion_interrupted_before_its_status_write_is_finished_not_undone() {
+    let spec = spec(standard_steps());
+    // The last plan moved the stable Service to the canary and the weights
+    // to 100/0, then the controller stopped before writing its status.
+    let mut observed = world(&spec, 0);
+    observed.revisions[0] = ready(STABLE, REPLICAS);
+    observed.revisions[1] = ready(CANARY, REPLICAS);
+    observed.services.stable = Some(CANARY.into());
+    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 10);
+    assert_eq!(
+        plan.actions,
+        [Action::SelectRevisions {
+            stable: CANARY.into(),
+            canary: CANARY.into(),
+        }]
+    );
+    assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
+    assert!(reasons(&plan).contains(&"Promoted"));
+}
+
+#[test]
 fn old_revision_scales_down_after_scale_down_delay() {
     let spec = spec(standard_steps());
     let mut status = stable_status();
