@@ -264,6 +264,28 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
         || async { (replicas_of(&ns, &v1).await == 0 && pod_uids(&ns, &v1).await.is_empty()).then_some(()) },
     )
     .await;
+
+    // Deleting the Rollout leaves the route pointing at live pods: the
+    // stable revision and both Services stay, no longer owned.
+    delete_rollouts(&ns).await;
+    let services: Api<k8s_openapi::api::core::v1::Service> = ns.api();
+    for name in ["demo-stable", "demo-canary"] {
+        let service = services.get(name).await.expect("Service left behind");
+        assert!(service.owner_references().is_empty(), "{name} is no longer owned");
+    }
+    let deployments: Api<Deployment> = ns.api();
+    let stable = deployments
+        .get(&format!("demo-{v2}"))
+        .await
+        .expect("the stable Deployment is left behind");
+    assert!(stable.owner_references().is_empty());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pod_uids(&ns, &v2).await, canary_pods, "its pods keep running");
+    assert_eq!(
+        share_of(&host, "v2", 300).await,
+        1.0,
+        "after the Rollout is deleted, v2 still serves every request"
+    );
 }
 
 #[tokio::test]

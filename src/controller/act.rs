@@ -118,10 +118,12 @@ impl Target<'_> {
         // A merge patch, not an apply: an apply of `replicas` alone would
         // drop the template this manager applied.
         let patch = json!({"spec": {"replicas": replicas}});
-        match api.patch(&name, &merge_params(), &Patch::Merge(patch)).await {
-            // Scaling down a revision that is already gone is done.
-            Err(kube::Error::Api(status)) if status.code == 404 && replicas == 0 => Ok(()),
-            other => other.map(|_| ()).map_err(Error::from),
+        let result = api.patch(&name, &merge_params(), &Patch::Merge(patch)).await;
+        // Scaling down a revision that is already gone is done.
+        if replicas == 0 {
+            ignore_missing(result)
+        } else {
+            result.map(|_| ()).map_err(Error::from)
         }
     }
 
@@ -150,6 +152,28 @@ impl Target<'_> {
         Ok(())
     }
 
+    /// A deleted Rollout leaves its stable revision serving: both Services
+    /// select it and lose their owner reference, and so does its
+    /// Deployment, so garbage collection takes only the rest and the user's
+    /// route keeps pointing at live pods. Only existing objects are patched:
+    /// a namespace being deleted accepts no new ones.
+    pub async fn hand_over(&self, stable: &str) -> Result<(), Error> {
+        let rollout = self.rollout.name_any();
+        let spec = &self.rollout.spec.service;
+        let services: Api<Service> = Api::namespaced(self.client.clone(), self.ns);
+        let select_stable = Patch::Merge(json!({
+            "metadata": {"ownerReferences": null},
+            "spec": {"selector": revision_labels(&rollout, stable)},
+        }));
+        for name in [spec.stable_name(), spec.canary_name()] {
+            ignore_missing(services.patch(&name, &merge_params(), &select_stable).await)?;
+        }
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
+        let orphan = Patch::Merge(json!({"metadata": {"ownerReferences": null}}));
+        let name = deployment_name(&rollout, stable);
+        ignore_missing(deployments.patch(&name, &merge_params(), &orphan).await)
+    }
+
     async fn scale_down_workload_ref(&self) -> Result<(), Error> {
         let Some(reference) = &self.rollout.spec.workload_ref else {
             return Ok(());
@@ -159,5 +183,13 @@ impl Target<'_> {
         api.patch(&reference.name, &merge_params(), &Patch::Merge(patch))
             .await?;
         Ok(())
+    }
+}
+
+/// A write to an object that is already gone has nothing left to do.
+fn ignore_missing<T>(result: Result<T, kube::Error>) -> Result<(), Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other.map(|_| ()).map_err(Error::from),
     }
 }

@@ -164,9 +164,12 @@ fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStat
 
 /// A deleted Rollout first hands all traffic back to stable and takes its
 /// A/B rule off the route, so the route never points at a canary that is
-/// about to disappear.
+/// about to disappear; then it leaves the stable revision and both Services
+/// behind, serving, for the user to remove when the route no longer needs
+/// them.
 async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
-    if let Some(router) = router_for(ctx.client.clone(), ns, &rollout.spec)
+    let router = router_for(ctx.client.clone(), ns, &rollout.spec);
+    if let Some(router) = router.as_deref()
         && let Ok(RouteState::Present { split, matches, .. }) = router.observe().await
     {
         if split != Some(TrafficSplit::ALL_STABLE) {
@@ -175,6 +178,25 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
         if matches.is_some() {
             router.set_matches(None).await?;
         }
+    }
+    if let Some(stable) = rollout.status.as_ref().and_then(|s| s.stable_revision.as_deref()) {
+        let target = Target {
+            client: &ctx.client,
+            ns,
+            rollout,
+            template: None,
+            deployments: &[],
+            router: router.as_deref(),
+        };
+        target.hand_over(stable).await?;
+        let service = &rollout.spec.service;
+        let message = format!(
+            "Rollout deleted: Services {} and {} and Deployment {} stay, serving revision {stable}; delete them once nothing routes to them",
+            service.stable_name(),
+            service.canary_name(),
+            super::act::deployment_name(&rollout.name_any(), stable),
+        );
+        publish(ctx, rollout, EventType::Normal, "HandedOver", message).await;
     }
     ctx.metrics.forget_rollout(rollout);
     Ok(Requeue::await_change())
