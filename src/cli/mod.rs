@@ -5,6 +5,7 @@ mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -51,6 +52,16 @@ enum Command {
         /// Manage Rollouts of this namespace only (default: all namespaces).
         #[arg(long, env = "SISKIN_WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Client-side limit on API requests per second. 0, the default,
+        /// sets none: the API server's priority and fairness protects it,
+        /// and a client limit is what slows a controller with many Rollouts
+        /// progressing at once.
+        #[arg(long, default_value_t = 0.0)]
+        kube_qps: f64,
+        /// Requests that may go out at once under --kube-qps (default: twice
+        /// the QPS).
+        #[arg(long)]
+        kube_burst: Option<u32>,
     },
     /// Print the CRDs as YAML.
     Crd,
@@ -91,13 +102,16 @@ impl Cli {
                 identity,
                 concurrency,
                 namespace,
+                kube_qps,
+                kube_burst,
             } => {
                 let settings = Settings {
                     concurrency,
                     instance: identity.unwrap_or_else(|| format!("siskin-{:08x}", rand::random::<u32>())),
                     namespace,
                 };
-                run_controller(metrics_addr, lease_namespace, settings).await
+                let client = limited_client(kube_qps, kube_burst).await?;
+                run_controller(client, metrics_addr, lease_namespace, settings).await
             }
             Command::Status { target, watch } => {
                 let (api, name) = rollouts(&target).await?;
@@ -144,14 +158,63 @@ async fn request(target: &Target, action: RequestedAction) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn run_controller(metrics_addr: SocketAddr, lease_namespace: String, settings: Settings) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("connecting to the cluster")?;
+/// A client for the controller, with an optional client-side rate limit.
+async fn limited_client(qps: f64, burst: Option<u32>) -> anyhow::Result<Client> {
+    let config = kube::Config::infer()
+        .await
+        .context("reading the cluster's address and credentials (KUBECONFIG or in-cluster)")?;
+    if qps <= 0.0 {
+        return Client::try_from(config).context("connecting to the cluster");
+    }
+    let burst = burst.unwrap_or_else(|| (qps * 2.0).ceil() as u32).max(1);
+    // The limiter admits `burst` requests per window of burst/qps seconds:
+    // `qps` on average, never more than `burst` at once.
+    let window = Duration::from_secs_f64(f64::from(burst) / qps);
+    let limit = tower::limit::RateLimitLayer::new(u64::from(burst), window);
+    let builder = kube::client::ClientBuilder::try_from(config).context("connecting to the cluster")?;
+    Ok(builder.with_layer(&limit).build())
+}
+
+async fn run_controller(
+    client: Client,
+    metrics_addr: SocketAddr,
+    lease_namespace: String,
+    settings: Settings,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let server = tokio::spawn(controller::server::serve(metrics_addr, metrics.clone()));
-    let leader = controller::leader::run_while_leader(client, &lease_namespace, "siskin-controller", metrics, settings);
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let mut leader = tokio::spawn(async move {
+        controller::leader::run_while_leader(
+            client,
+            &lease_namespace,
+            "siskin-controller",
+            metrics,
+            settings,
+            shutdown,
+        )
+        .await
+    });
     tokio::select! {
-        res = leader => res,
+        res = &mut leader => res.context("controller task")?,
         res = server => res.context("metrics server task")?.context("metrics server"),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        signal = shutdown_signal() => {
+            tracing::info!(%signal, "shutting down: finishing reconciles in flight, then releasing the lease");
+            let _ = shutdown_tx.send(true);
+            leader.await.context("controller task")?
+        }
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends a pod it stops) or Ctrl-C.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
     }
 }

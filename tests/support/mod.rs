@@ -221,6 +221,21 @@ impl ControllerProcess {
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Sends SIGTERM, as Kubernetes does to a pod it stops, and waits up to
+    /// 30 s for the process to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the controller is running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the controller exits within 30s of SIGTERM")
+            .expect("wait for the controller")
+    }
 }
 
 /// Runs `siskin <args>` (the CLI) and asserts it succeeded.
