@@ -17,10 +17,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, ResourceExt};
 
 pub use error::Error;
 pub use metrics::Metrics;
@@ -69,8 +70,16 @@ pub async fn run(
 ) {
     let ns = settings.namespace.as_deref();
     let rollouts: Api<Rollout> = api(&client, ns);
-    // Only Siskin's own Deployments and Services, found by label: a pruned
-    // cache instead of every workload in the cluster.
+    // The Rollouts are cached without their field-manager bookkeeping, which
+    // nothing reads and which is a large share of each object.
+    let (store, writer) = reflector::store();
+    let rollout_changes = watcher(rollouts, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|rollout| rollout.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    // Only Siskin's own Deployments and Services, found by label, and only
+    // their metadata: they trigger reconciles, which read what they need.
     let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
     let reporter = Reporter {
         controller: "siskin".into(),
@@ -81,9 +90,9 @@ pub async fn run(
         client: client.clone(),
         metrics,
     });
-    Controller::new(rollouts, watcher::Config::default().any_semantic())
-        .owns(api::<Deployment>(&client, ns), owned.clone())
-        .owns(api::<Service>(&client, ns), owned)
+    Controller::for_stream(rollout_changes, store)
+        .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
+        .owns(api::<PartialObjectMeta<Service>>(&client, ns), owned)
         .with_config(
             ControllerConfig::default()
                 .concurrency(settings.concurrency)
