@@ -146,11 +146,13 @@ impl RoutingError {
         }
     }
 
-    /// Sorts an API error: a failed `test` operation comes back as 422
-    /// (or 409 on a resourceVersion clash) and means "re-read, re-plan".
+    /// Sorts an API error: a patch that no longer applies to the route as
+    /// it now is (a failed `test` operation, a path gone) and a
+    /// resourceVersion clash mean "re-read, re-plan"; anything else, such as
+    /// the route's validation refusing our weights, is reported as it is.
     fn from_kube(route: &str, source: kube::Error) -> Self {
         match &source {
-            kube::Error::Api(status) if status.code == 409 || status.code == 422 => RoutingError::Conflict {
+            kube::Error::Api(status) if status.code == 409 || patch_did_not_apply(status) => RoutingError::Conflict {
                 route: route.to_string(),
             },
             kube::Error::Api(status) if status.code == 404 => RoutingError::NotFound {
@@ -162,6 +164,13 @@ impl RoutingError {
             },
         }
     }
+}
+
+/// The API server answers a JSON Patch that cannot be applied with a bare
+/// 422 (no causes; the patch library's "testing value … failed" is not
+/// passed on), while a validation failure is a 422 listing its causes.
+fn patch_did_not_apply(status: &kube::core::Status) -> bool {
+    status.code == 422 && status.details.as_ref().is_none_or(|d| d.causes.is_empty())
 }
 
 /// Builds the patch operations for one backend: check it is still the
@@ -207,4 +216,54 @@ fn agreed_split(splits: impl IntoIterator<Item = TrafficSplit>) -> Option<Traffi
     let first = splits.next()?;
     let share = first.canary_share();
     splits.all(|s| s.canary_share() == share).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+    use kube::core::response::{StatusCause, StatusDetails};
+
+    use super::RoutingError;
+
+    fn api_error(status: Status) -> kube::Error {
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn a_patch_that_no_longer_applies_is_a_conflict_to_retry_on_fresh_data() {
+        let failed_test = Status::failure(
+            "the server rejected our request due to an error in our request",
+            "Invalid",
+        )
+        .with_code(422);
+        let error = RoutingError::from_kube("HTTPRoute shop", api_error(failed_test));
+        assert_eq!(error.metric_label(), "route_conflict");
+        let clash = Status::failure("the object has been modified", "Conflict").with_code(409);
+        let error = RoutingError::from_kube("HTTPRoute shop", api_error(clash));
+        assert_eq!(error.metric_label(), "route_conflict");
+    }
+
+    #[test]
+    fn a_route_refusing_our_values_is_reported_not_retried_as_a_conflict() {
+        let invalid = Status::failure(
+            "HTTPRoute \"shop\" is invalid: spec.rules[0].backendRefs[0].weight",
+            "Invalid",
+        )
+        .with_code(422)
+        .with_details(StatusDetails {
+            causes: vec![StatusCause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: 2000000: must be less than or equal to 1000000".into(),
+                field: "spec.rules[0].backendRefs[0].weight".into(),
+            }],
+            name: "shop".into(),
+            group: "gateway.networking.k8s.io".into(),
+            kind: "HTTPRoute".into(),
+            uid: String::new(),
+            retry_after_seconds: 0,
+        });
+        let error = RoutingError::from_kube("HTTPRoute shop", api_error(invalid));
+        assert_eq!(error.metric_label(), "kube_api");
+        assert!(error.to_string().contains("is invalid"), "{error}");
+    }
 }
