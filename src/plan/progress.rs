@@ -101,11 +101,17 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     }
     // The hold starts when the data plane has the weight, not when it was
     // written: a slow gateway must not shorten the canary's exposure.
+    // Status keeps whole seconds, so the start is rounded up to the next
+    // one: a hold may last up to a second longer, never shorter.
     let started = match &ctx.status.step_started_at {
         Some(t) => t.0,
         None => {
-            ctx.status.step_started_at = Some(ctx.now_time());
-            ctx.now
+            let up = jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Ceil);
+            let start = ctx.now.round(up).unwrap_or(ctx.now);
+            ctx.status.step_started_at = Some(Time(start));
+            start
         }
     };
     let label = step_label(steps, index, weight);

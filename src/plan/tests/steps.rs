@@ -74,6 +74,17 @@ fn hold_starts_when_the_data_plane_accepts() {
 }
 
 #[test]
+fn a_hold_starting_mid_second_is_recorded_from_the_next_whole_second() {
+    // Status times have whole seconds: rounding the start down would cut
+    // the hold short by up to a second.
+    let spec = spec(standard_steps());
+    let now = at(5) + jiff::SignedDuration::from_millis(300);
+    let plan = plan(&spec, Some(&in_flight(&spec, 0, None)), &world(&spec, 10), now);
+    assert_eq!(plan.status.step_started_at, Some(time(6)));
+    assert_eq!(plan.requeue_after, Some(secs(60)));
+}
+
+#[test]
 fn waits_for_the_min_hold() {
     let spec = spec(standard_steps());
     let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &world(&spec, 10), 45);
