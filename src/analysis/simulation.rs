@@ -119,35 +119,52 @@ pub struct Window {
 
 impl Window {
     /// The log-likelihood ratio of a two-arm SPRT oracle that knows the true
-    /// per-cell rate ratios: given that a request fell in a cell (error or
-    /// not, latency bucket), which arm served it; the common base rate is
-    /// conditioned away as in the sequential judge. The benchmark's yardstick.
-    pub fn oracle_log_likelihood_ratio(&self, errors: bool, latency: bool) -> f64 {
+    /// per-cell rates: given that a request fell in a cell (error or not,
+    /// latency bucket), which arm served it; the common base rate is
+    /// conditioned away as in the sequential judge. The null it tests is the
+    /// canary erring at `null_error_ratio` × stable's true rate (1 for
+    /// equality; `1 + tolerance` for the null the judge tests), with latency
+    /// equal. The benchmark's yardstick.
+    pub fn oracle_log_likelihood_ratio(&self, errors: bool, latency: bool, null_error_ratio: f64) -> f64 {
         let (nc, nb) = (self.requests.canary, self.requests.stable);
         if nc <= 0.0 || nb <= 0.0 {
             return 0.0;
         }
         let share = nc / (nc + nb);
-        let cell = |xc: f64, xb: f64, pc: f64, pb: f64| {
-            if pc <= 0.0 || pb <= 0.0 || pc == pb {
+        let canary_probability = |pc: f64, pb: f64| pc * share / (pc * share + pb * (1.0 - share));
+        // Counts `xc`, `xb` in a cell with true probabilities `pc`, `pb` and
+        // probabilities `qc`, `qb` under the null.
+        let cell = |xc: f64, xb: f64, (pc, pb): (f64, f64), (qc, qb): (f64, f64)| {
+            if pc <= 0.0 || pb <= 0.0 || qc <= 0.0 || qb <= 0.0 || (pc == qc && pb == qb) {
                 return 0.0;
             }
-            let theta = pc * share / (pc * share + pb * (1.0 - share));
-            xc * (theta / share).ln() + xb * ((1.0 - theta) / (1.0 - share)).ln()
+            let (theta, null) = (canary_probability(pc, pb), canary_probability(qc, qb));
+            xc * (theta / null).ln() + xb * ((1.0 - theta) / (1.0 - null)).ln()
         };
         let p = self.error_probability;
         let mut llr = 0.0;
         if errors {
-            llr += cell(self.errors.canary, self.errors.stable, p.canary, p.stable);
+            let null_canary = (null_error_ratio * p.stable).min(1.0);
+            llr += cell(
+                self.errors.canary,
+                self.errors.stable,
+                (p.canary, p.stable),
+                (null_canary, p.stable),
+            );
             let (ok_c, ok_b) = (nc - self.errors.canary, nb - self.errors.stable);
-            llr += cell(ok_c, ok_b, 1.0 - p.canary, 1.0 - p.stable);
+            llr += cell(
+                ok_c,
+                ok_b,
+                (1.0 - p.canary, 1.0 - p.stable),
+                (1.0 - null_canary, 1.0 - p.stable),
+            );
         }
         if latency {
             let cells = self.cells.canary.iter().zip(&self.cells.stable);
             let probabilities = self.cell_probability.canary.iter().zip(&self.cell_probability.stable);
             llr += cells
                 .zip(probabilities)
-                .map(|((xc, xb), (pc, pb))| cell(*xc, *xb, *pc, *pb))
+                .map(|((xc, xb), (pc, pb))| cell(*xc, *xb, (*pc, *pb), (*pb, *pb)))
                 .sum::<f64>();
         }
         llr

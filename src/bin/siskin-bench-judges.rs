@@ -1,6 +1,9 @@
 //! Benchmarks Siskin's sequential judge against Flagger's threshold loop and
-//! Kayenta's repeated judgement on the same simulated traffic, and against a
-//! two-arm SPRT oracle that knows the true effect. Prints Markdown.
+//! Kayenta's repeated judgement on the same simulated traffic, and against
+//! two-arm SPRT oracles that know the true effect: one testing the null Siskin
+//! tests (the canary's error rate at most `1 + tolerance` times stable's), so
+//! that the gap is the price of not knowing the effect, and one testing
+//! equality. Prints Markdown.
 //!
 //! Traffic: 100 req/s whose volume (±50 %), stable error rate (±80 %) and
 //! latency (±10 %) swing together on a daily cycle with a random phase;
@@ -67,11 +70,14 @@ struct Scenario {
     until_promotion: bool,
 }
 
-const METHODS: usize = 4;
+const METHODS: usize = 5;
 const SISKIN: usize = 0;
 const FLAGGER: usize = 1;
 const KAYENTA: usize = 2;
+/// The SPRT oracle for Siskin's own null: error ratio `1 + tolerance`.
 const ORACLE: usize = 3;
+/// The SPRT oracle for equality (error ratio 1).
+const ORACLE_EQUALITY: usize = 4;
 
 /// Requests (both arms) at each method's first abort and first promotion.
 #[derive(Clone, Default)]
@@ -224,7 +230,10 @@ fn run(scenario: &Scenario, seed: u64) -> Outcome {
     flagger.check(&sim, metrics);
     kayenta.collect(&sim);
     let mut outcome = Outcome::default();
-    let (mut requests, mut oracle_llr) = (0.0, 0.0);
+    let (mut requests, mut oracle_llr) = (0.0, [0.0; METHODS]);
+    // Siskin's error judge tests a ratio of 1 + tolerance; latency is judged
+    // with tolerance 0 here, so its null is equality for both oracles.
+    let null_error_ratio = 1.0 + SequentialJudge::default().tolerance;
     let ticks = (scenario.horizon / TICK) as usize;
     for tick in 1..=ticks {
         let share = share_at(scenario.share, tick as f64 * TICK, scenario.horizon);
@@ -233,9 +242,12 @@ fn run(scenario: &Scenario, seed: u64) -> Outcome {
         let mut verdicts = [Verdict::Continue; METHODS];
         verdicts[SISKIN] = siskin.evaluate(&sim);
         if scenario.effect != Effect::None {
-            oracle_llr += window.oracle_log_likelihood_ratio(metrics != Metrics::Latency, metrics != Metrics::Errors);
-            if oracle_llr >= (1.0 / ALPHA).ln() {
-                verdicts[ORACLE] = Verdict::Regression;
+            for (oracle, null) in [(ORACLE, null_error_ratio), (ORACLE_EQUALITY, 1.0)] {
+                oracle_llr[oracle] +=
+                    window.oracle_log_likelihood_ratio(metrics != Metrics::Latency, metrics != Metrics::Errors, null);
+                if oracle_llr[oracle] >= (1.0 / ALPHA).ln() {
+                    verdicts[oracle] = Verdict::Regression;
+                }
             }
         }
         if tick.is_multiple_of(FLAGGER_EVERY) {
@@ -421,9 +433,14 @@ fn main() {
 
     println!("\n### Requests to abort a regression: median / p90 (share of runs aborted)\n");
     println!("Both arms' requests from the canary's start; ratio = Siskin median / oracle median.");
+    println!("Oracles: power-one SPRTs (threshold ln 1/α) that know the true effect. \"Same null\" tests");
+    println!("the null Siskin tests (error ratio 1 + tolerance = 1.1; latency tolerance 0 here, so equality);");
+    println!("\"equality\" tests error ratio 1.");
     println!("Error scenarios at 100 req/s, latency scenarios at 20 req/s (one evaluation = 300 requests).\n");
-    println!("| regression | share | Siskin | SPRT oracle | ratio | Flagger | Kayenta |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| regression | share | Siskin | oracle, same null | ratio | oracle, equality | ratio | Flagger | Kayenta |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     let effects = [
         ("errors 0.1 → 0.2 %", Effect::ErrorRatio(2.0), Metrics::Errors),
         ("errors 0.1 → 0.5 %", Effect::ErrorRatio(5.0), Metrics::Errors),
@@ -453,15 +470,18 @@ fn main() {
             };
             let outcomes = run_all(&scenario, next(), per_effect, args.seed);
             let column = |m: usize| outcomes.iter().map(|o| o.abort[m]).collect::<Vec<_>>();
-            let ratio = match (quantiles(column(SISKIN)).0, quantiles(column(ORACLE)).0) {
+            let ratio = |oracle: usize| match (quantiles(column(SISKIN)).0, quantiles(column(oracle)).0) {
                 (Some(s), Some(o)) => format!("{:.2}", s / o),
                 _ => "–".into(),
             };
             println!(
-                "| {name} | {:.0} % | {} | {} | {ratio} | {} | {} |",
+                "| {name} | {:.0} % | {} | {} | {} | {} | {} | {} | {} |",
                 100.0 * share,
                 summary(column(SISKIN)),
                 summary(column(ORACLE)),
+                ratio(ORACLE),
+                summary(column(ORACLE_EQUALITY)),
+                ratio(ORACLE_EQUALITY),
                 summary(column(FLAGGER)),
                 summary(column(KAYENTA))
             );
