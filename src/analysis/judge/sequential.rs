@@ -6,9 +6,9 @@
 //! the two arms' error rates. The base error rate cancels out, so diurnal
 //! swings, load spikes and traffic-share changes between steps do not matter.
 //! For `H0: r ≤ 1 + tolerance` we mix likelihood ratios over a grid of
-//! alternatives `r > 1 + tolerance` with equal weights; each is a
-//! non-negative supermartingale under `H0`, and so is their average (the
-//! e-process). Ville's inequality bounds the chance that it *ever* reaches
+//! alternatives `r > 1 + tolerance` with weights fixed in advance (see
+//! `eprocess.rs`); each is a non-negative supermartingale under `H0`, and so
+//! is their weighted average (the e-process). Ville's inequality bounds the chance that it *ever* reaches
 //! `1 / alpha`, however often it is looked at. The mirror test of
 //! `H0: r ≥ 1 + margin`, with alternatives below, gives non-inferiority.
 //!
