@@ -9,6 +9,7 @@ pub mod leader;
 pub mod metrics;
 mod observe;
 mod reconcile;
+mod routes;
 pub mod server;
 
 use std::sync::Arc;
@@ -26,7 +27,11 @@ use kube::{Api, Client, ResourceExt};
 pub use error::Error;
 pub use metrics::Metrics;
 
+use gateway_api::httproutes::HttpRoute;
+
 use crate::api::{ROLLOUT_LABEL, Rollout};
+use crate::routing::istio_types::VirtualService;
+use routes::RouteKind;
 
 /// The field manager of every object and status Siskin writes.
 pub const FIELD_MANAGER: &str = "siskin";
@@ -90,9 +95,25 @@ pub async fn run(
         client: client.clone(),
         metrics,
     });
-    Controller::for_stream(rollout_changes, store)
+    let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
-        .owns(api::<PartialObjectMeta<Service>>(&client, ns), owned)
+        .owns(api::<PartialObjectMeta<Service>>(&client, ns), owned);
+    if RouteKind::HttpRoute.is_served(&client).await {
+        let store = store.clone();
+        controller = controller.watches(
+            api::<PartialObjectMeta<HttpRoute>>(&client, ns),
+            watcher::Config::default(),
+            move |route| routes::rollouts_routed_by(&store, RouteKind::HttpRoute, &route),
+        );
+    }
+    if RouteKind::VirtualService.is_served(&client).await {
+        controller = controller.watches(
+            api::<PartialObjectMeta<VirtualService>>(&client, ns),
+            watcher::Config::default(),
+            move |route| routes::rollouts_routed_by(&store, RouteKind::VirtualService, &route),
+        );
+    }
+    controller
         .with_config(
             ControllerConfig::default()
                 .concurrency(settings.concurrency)

@@ -89,9 +89,10 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         record(ctx, rollout, ns, &plan).await?;
     }
     ctx.metrics.observe_rollout(rollout, &plan.status);
-    // Routes are not watched: while one is missing or lacks our backends,
-    // look again now and then even when the plan has nothing to wait for
-    // (a steady Rollout would otherwise never see the route appear).
+    // Route changes wake the Rollout (controller/routes.rs), but only for
+    // kinds served when the controller started: while a route is missing or
+    // lacks our backends, also look again now and then, so a route whose
+    // CRD was installed later is still found.
     let route_unusable = matches!(
         world.observed.route,
         Some(RouteState::NotFound | RouteState::MissingBackends { .. })
