@@ -10,7 +10,7 @@ use crate::api::conditions::{ConditionState, set_condition, types};
 use crate::api::{RolloutPhase, RolloutSpec, RolloutStatus};
 
 use super::decision::{Action, EventKind, Plan, PlanEvent};
-use super::observed::{Observed, TrafficSplit};
+use super::observed::{Observed, RouteState, TrafficSplit};
 use super::steps::{SpecError, StepPlan, expand};
 use super::{lifecycle, progress, requests};
 
@@ -239,11 +239,15 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
     lifecycle::retire_old_revisions(ctx, steps, &desired);
 }
 
-/// The canary's share as users get it: from the route when there is one,
-/// otherwise from the available pods of the two revisions.
+/// The canary's share as users get it: from the route once the data plane
+/// has accepted it (until then users still get the previous one), otherwise
+/// from the available pods of the two revisions.
 fn observed_canary_weight(ctx: &Ctx, steps: &StepPlan) -> Option<i32> {
     if steps.routed {
-        return ctx.observed.split().and_then(|s| s.canary_share());
+        return match &ctx.observed.route {
+            Some(RouteState::Present { accepted: false, .. }) => ctx.status.observed_canary_weight,
+            _ => ctx.observed.split().and_then(|s| s.canary_share()),
+        };
     }
     let available = |revision: Option<&String>| {
         revision

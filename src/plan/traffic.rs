@@ -162,19 +162,26 @@ fn route_weights(ctx: &mut Ctx, steps: &StepPlan, weight: i32) -> bool {
                 let message = format!("canary weight {weight}");
                 ctx.event(EventKind::Normal, "TrafficShifted", message);
             }
-            let message = format!("setting canary weight {weight} on {}", route_name(ctx.spec));
-            ctx.note(true, "ShiftingTraffic", message);
-            ctx.requeue(POLL);
+            shifting(ctx, weight);
             false
         }
         Some(RouteState::Present { accepted: false, .. }) => {
-            let message = format!("waiting for the data plane to accept canary weight {weight}");
-            ctx.note(true, "AwaitingDataPlane", message);
-            ctx.requeue(POLL);
+            shifting(ctx, weight);
             false
         }
         Some(RouteState::Present { .. }) => true,
     }
+}
+
+/// One note from the route write until the data plane accepts it, so the
+/// reconcile that follows the write has no status to write.
+fn shifting(ctx: &mut Ctx, weight: i32) {
+    let message = format!(
+        "canary weight {weight} on {}: waiting for the data plane to accept it",
+        route_name(ctx.spec)
+    );
+    ctx.note(true, "ShiftingTraffic", message);
+    ctx.requeue(POLL);
 }
 
 /// Puts Siskin's match rule on the route as the step wants it (or takes it

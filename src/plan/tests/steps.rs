@@ -61,7 +61,7 @@ fn hold_starts_only_when_the_route_is_accepted() {
     let plan = run(&spec, &in_flight(&spec, 0, None), &observed, 0);
     assert!(plan.is_idle());
     assert_eq!(plan.status.step_started_at, None);
-    assert_eq!(condition(&plan, "Progressing").reason, "AwaitingDataPlane");
+    assert_eq!(condition(&plan, "Progressing").reason, "ShiftingTraffic");
 }
 
 #[test]
@@ -71,6 +71,26 @@ fn hold_starts_when_the_data_plane_accepts() {
     assert!(plan.is_idle());
     assert_eq!(plan.status.step_started_at, Some(time(5)));
     assert_eq!(plan.requeue_after, Some(secs(60)));
+}
+
+#[test]
+fn the_reconcile_after_a_route_write_has_no_status_to_write() {
+    // Per step: the status that enters it, the route write, the status that
+    // starts its hold. The look in between, route written but not yet
+    // accepted, changes nothing users can see.
+    let spec = spec(standard_steps());
+    let mut before_write = world(&spec, 50);
+    before_write.route = route(10, true);
+    let writing = run(&spec, &in_flight(&spec, 1, None), &before_write, 0);
+    assert_eq!(writing.actions, [set_weights(50)]);
+    let mut written = world(&spec, 50);
+    written.route = route(50, false);
+    let after = run(&spec, &writing.status, &written, 1);
+    assert!(after.is_idle());
+    assert_eq!(after.status, writing.status);
+    let accepted = run(&spec, &after.status, &world(&spec, 50), 2);
+    assert_eq!(accepted.status.step_started_at, Some(time(2)));
+    assert_eq!(accepted.status.observed_canary_weight, Some(50));
 }
 
 #[test]
