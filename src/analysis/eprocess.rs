@@ -29,7 +29,7 @@ use super::observation::Arms;
 /// Against the former equal-weight grid (1.1…10) in the benchmark, this
 /// aborts 0.1 → 0.5 % and → 1 % errors with 7–12 % fewer requests, 0.1 →
 /// 0.2 % with as many, and latency ×1.1 with 6 % more
-/// (docs/benchmarks-judges.md).
+/// (docs/benchmarks.md).
 const REGRESSION_GRID: Grid = Grid {
     smallest: 1.2,
     largest: 20.0,
