@@ -43,6 +43,10 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Per Rollout (`namespace/name`), the resourceVersion our last status
+    /// write replaced. A reconcile that finds the cache still at it would
+    /// plan from a status we already moved past; it waits for the watch.
+    pub superseded: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Settings of the controller loop.
@@ -94,6 +98,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         metrics,
+        superseded: Default::default(),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())

@@ -24,6 +24,12 @@ use crate::routing::router_for;
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let ns = rollout.namespace().ok_or(Error::MissingNamespace)?;
+    if is_superseded(&ctx, &rollout) {
+        // Our own last write has not reached the cache yet (e.g. a route
+        // event woke us first): planning now would only be refused with a
+        // conflict. The watch delivers the write; look again soon anyway.
+        return Ok(Requeue::requeue(STALE_CACHE_RETRY));
+    }
     let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, rollout, |event| async {
         match event {
@@ -106,6 +112,30 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     })
 }
 
+/// How soon to look again at a Rollout whose cached copy predates our own
+/// last status write.
+const STALE_CACHE_RETRY: Duration = Duration::from_secs(1);
+
+fn cache_key(rollout: &Rollout) -> String {
+    format!("{}/{}", rollout.namespace().unwrap_or_default(), rollout.name_any())
+}
+
+fn is_superseded(ctx: &Context, rollout: &Rollout) -> bool {
+    let superseded = ctx.superseded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = cache_key(rollout);
+    superseded
+        .get(&key)
+        .is_some_and(|rv| Some(rv) == rollout.metadata.resource_version.as_ref())
+}
+
+fn remember_superseded(ctx: &Context, rollout: &Rollout) {
+    let mut superseded = ctx.superseded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match rollout.resource_version() {
+        Some(rv) => superseded.insert(cache_key(rollout), rv),
+        None => superseded.remove(&cache_key(rollout)),
+    };
+}
+
 /// Whether `after` moves the same canary to a later step than `before`.
 fn moves_forward(before: Option<&RolloutStatus>, after: &RolloutStatus) -> bool {
     let Some(before) = before else {
@@ -132,12 +162,18 @@ async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Resu
             "status": plan.status,
         });
         ctx.metrics.wrote("status_patch");
-        api.patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(status),
-        )
-        .await?;
+        let written = api
+            .patch_status(
+                &rollout.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(status),
+            )
+            .await?;
+        // A write the server found identical keeps the resourceVersion and
+        // brings no watch event: nothing to wait for then.
+        if written.resource_version() != rollout.resource_version() {
+            remember_superseded(ctx, rollout);
+        }
     }
     for event in &plan.events {
         let type_ = match event.kind {
@@ -200,6 +236,10 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
         publish(ctx, rollout, EventType::Normal, "HandedOver", message).await;
     }
     ctx.metrics.forget_rollout(rollout);
+    ctx.superseded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&cache_key(rollout));
     Ok(Requeue::await_change())
 }
 
