@@ -2,7 +2,8 @@
 //! sandbox has Istio's CRDs but no Istio data plane, so what users would get
 //! is read off the object: the weights of the named HTTP route follow the
 //! steps, every other route stays exactly as its owner wrote it, and
-//! promotion ends at 100/0 on the canary's own pods.
+//! promotion ends at 100/0 on the canary's own pods. An A/B test puts one
+//! named route of Siskin's first and takes it off again.
 
 mod support;
 
@@ -151,4 +152,77 @@ async fn canary_on_a_virtual_service_weights_only_the_named_route_and_promotes_t
         || async { (revision_replicas(&ns, &v1).await == 0).then_some(()) },
     )
     .await;
+}
+
+/// The VirtualService's HTTP routes, as stored.
+async fn http_routes(ns: &TestNamespace) -> Value {
+    let vs = virtual_services(ns).get("demo").await.expect("VirtualService");
+    vs.data["spec"]["http"].clone()
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn ab_test_on_a_virtual_service_adds_one_named_route_first_and_removes_it_after() {
+    let ns = TestNamespace::new("ab-istio").await;
+    virtual_service(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let rollout = |version: &str| -> siskin::api::Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "demo"},
+            "spec": {
+                "replicas": 1,
+                "service": {"name": "demo", "port": 80, "targetPort": 8080},
+                "template": demo_template(version),
+                "strategy": {"abTest": {
+                    "trafficRouting": {"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}},
+                    "match": [{"headers": [{"name": "x-tester", "value": "yes"}]}],
+                    "scaleDownDelay": "3s",
+                }},
+            }
+        }))
+        .expect("rollout")
+    };
+    create(&ns.api(), &rollout("v1")).await;
+    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    let users_routes = http_routes(&ns).await;
+
+    release_version(&ns, "demo", "v2").await;
+    wait_rollout(&ns, "demo", "the A/B route in place", |s| {
+        s.canary_revision.is_some() && s.step_started_at.is_some()
+    })
+    .await;
+    let during = http_routes(&ns).await;
+    println!("VirtualService routes during the A/B test: {during:#}");
+    assert_eq!(
+        during[0],
+        json!({
+            "name": "siskin-ab-demo",
+            "match": [{"headers": {"x-tester": {"exact": "yes"}}}],
+            "route": [{"destination": {"host": "demo-canary", "port": {"number": 80}}}],
+        }),
+        "Siskin's route comes first and sends the matching requests to the canary"
+    );
+    let rest: Vec<Value> = during.as_array().into_iter().flatten().skip(1).cloned().collect();
+    assert_eq!(
+        Value::Array(rest),
+        users_routes,
+        "the user's routes follow, untouched, at 100/0"
+    );
+
+    siskin(&["promote", "demo", "-n", &ns.name, "--full"]).await;
+    wait_rollout(&ns, "demo", "v2 promoted", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.canary_revision.is_none()
+    })
+    .await;
+    let after = eventually("the A/B route removed", Duration::from_secs(30), || async {
+        let routes = http_routes(&ns).await;
+        (routes != during).then_some(routes)
+    })
+    .await;
+    assert_eq!(after, users_routes, "the VirtualService is the user's again");
+    delete_rollouts(&ns).await;
 }

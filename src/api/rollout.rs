@@ -152,6 +152,29 @@ pub struct RequestMatch {
     pub headers: Vec<HeaderMatch>,
 }
 
+impl RequestMatch {
+    /// Whether two lists of matches select the same requests. A match's
+    /// headers are a set: a route may store them in another order (Istio
+    /// keeps them in a map).
+    pub fn same(a: Option<&[RequestMatch]>, b: Option<&[RequestMatch]>) -> bool {
+        let canonical = |matches: &[RequestMatch]| -> Vec<Vec<(String, String)>> {
+            matches
+                .iter()
+                .map(|m| {
+                    let mut headers: Vec<(String, String)> =
+                        m.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+                    headers.sort();
+                    headers
+                })
+                .collect()
+        };
+        match (a, b) {
+            (Some(a), Some(b)) => canonical(a) == canonical(b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
 /// One HTTP header and its exact value.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct HeaderMatch {

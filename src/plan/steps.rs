@@ -115,8 +115,6 @@ pub enum SpecError {
     NegativeReplicas,
     #[error("set exactly one strategy (canary or abTest)")]
     NoStrategy,
-    #[error("abTest: Istio is not supported yet; use gatewayAPI")]
-    AbTestOnIstio,
     #[error("abTest.match[{index}] must name at least one header")]
     EmptyMatch { index: usize },
     #[error("canary.steps must have between 1 and {MAX_STEPS} steps")]
@@ -146,7 +144,6 @@ impl SpecError {
             SpecError::PodTemplateSource => "pod_template_source",
             SpecError::NegativeReplicas => "negative_replicas",
             SpecError::NoStrategy => "no_strategy",
-            SpecError::AbTestOnIstio => "ab_test_on_istio",
             SpecError::EmptyMatch { .. } => "empty_match",
             SpecError::StepCount => "step_count",
             SpecError::StepKind { .. } => "step_kind",
@@ -224,9 +221,6 @@ fn one_router(routing: &TrafficRouting, errors: &mut Vec<SpecError>) -> bool {
 /// applies; without analysis it runs for `duration`, or, with no duration,
 /// until `siskin promote` (a pause after the match keeps the match).
 fn ab_test_steps(ab: &AbTestStrategy, analysed: bool, errors: &mut Vec<SpecError>) -> Vec<Step> {
-    if ab.traffic_routing.istio.is_some() && ab.traffic_routing.gateway_api.is_none() {
-        errors.push(SpecError::AbTestOnIstio);
-    }
     for (index, m) in ab.matches.iter().enumerate() {
         if m.headers.is_empty() {
             errors.push(SpecError::EmptyMatch { index });

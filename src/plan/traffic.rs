@@ -195,7 +195,7 @@ fn route_matches(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<&[RequestMatch]
         Some(RouteState::Present { matches, .. }) => matches.as_deref(),
         _ => return true,
     };
-    if observed == wanted {
+    if RequestMatch::same(observed, wanted) {
         return true;
     }
     ctx.act(Action::SetMatches(wanted.map(<[_]>::to_vec)));

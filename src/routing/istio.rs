@@ -3,16 +3,18 @@
 //! split). Everything else in the VirtualService is the user's.
 
 use futures::future::BoxFuture;
-use json_patch::Patch;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PatchParams};
 use kube::{Client, ResourceExt};
+use serde_json::json;
 
 use super::istio_types::{VirtualService, VirtualServiceHttp, VirtualServiceStatusValidationMessagesLevel};
 use super::{
     Backends, FIELD_MANAGER, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
 };
-use crate::api::VirtualServiceRef;
+use crate::api::{HeaderMatch, RequestMatch, VirtualServiceRef};
 
 /// Shifts traffic on one VirtualService in the Rollout's namespace.
 pub struct VirtualServiceRouter {
@@ -21,17 +23,47 @@ pub struct VirtualServiceRouter {
     name: String,
     routes: Vec<String>,
     backends: Backends,
+    /// The name of Siskin's own HTTP route for an A/B test's matches.
+    match_route: String,
 }
 
 impl VirtualServiceRouter {
-    pub fn new(client: Client, namespace: &str, reference: &VirtualServiceRef, backends: Backends) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        reference: &VirtualServiceRef,
+        backends: Backends,
+        match_route: &str,
+    ) -> Self {
         VirtualServiceRouter {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             name: reference.name.clone(),
             routes: reference.routes.clone(),
             backends,
+            match_route: match_route.to_string(),
         }
+    }
+
+    async fn get(&self) -> Result<VirtualService, RoutingError> {
+        let describe = self.describe();
+        self.api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| RoutingError::from_kube(&describe, e))?
+            .ok_or(RoutingError::NotFound { route: describe })
+    }
+
+    async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        self.api
+            .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
+            .await
+            .map_err(|e| RoutingError::from_kube(&self.describe(), e))?;
+        Ok(())
     }
 }
 
@@ -45,32 +77,26 @@ impl TrafficRouter for VirtualServiceRouter {
             let found = self.api.get_opt(&self.name).await;
             match found.map_err(|e| RoutingError::from_kube(&self.describe(), e))? {
                 None => Ok(RouteState::NotFound),
-                Some(vs) => Ok(route_state(&vs, &self.routes, &self.backends)),
+                Some(vs) => Ok(route_state(&vs, &self.routes, &self.backends, &self.match_route)),
             }
         })
     }
 
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
         Box::pin(async move {
-            let describe = self.describe();
-            let vs = self
-                .api
-                .get_opt(&self.name)
+            let vs = self.get().await?;
+            self.patch(weight_patch(&vs, &self.routes, &self.backends, split)?)
                 .await
-                .map_err(|e| RoutingError::from_kube(&describe, e))?
-                .ok_or_else(|| RoutingError::NotFound {
-                    route: describe.clone(),
-                })?;
-            let patch = weight_patch(&vs, &self.routes, &self.backends, split)?;
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
-            };
-            self.api
-                .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
-                .await
-                .map_err(|e| RoutingError::from_kube(&describe, e))?;
-            Ok(())
+        })
+    }
+
+    fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
+        Box::pin(async move {
+            let vs = self.get().await?;
+            match match_patch(&vs, &self.routes, &self.backends, &self.match_route, matches)? {
+                Some(patch) => self.patch(patch).await,
+                None => Ok(()),
+            }
         })
     }
 }
@@ -189,7 +215,7 @@ pub fn weight_patch(
 }
 
 /// What the engine needs to know about the VirtualService.
-pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends) -> RouteState {
+pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends, match_route: &str) -> RouteState {
     let managed = match managed_routes(vs, names, backends) {
         Ok(managed) => managed,
         Err(e) => return RouteState::MissingBackends { message: e.detail() },
@@ -213,9 +239,121 @@ pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends) -
     RouteState::Present {
         split: agreed_split(splits),
         accepted: accepted(vs),
-        // Request matches are not supported on Istio yet: never any.
-        matches: None,
+        matches: match_route_matches(vs, match_route),
     }
+}
+
+/// The indices of Siskin's match routes (normally none or one).
+fn match_route_indices(vs: &VirtualService, match_route: &str) -> Vec<usize> {
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    (0..http.len())
+        .filter(|&i| http[i].name.as_deref() == Some(match_route))
+        .collect()
+}
+
+/// The request matches of Siskin's match route, read back: exact header
+/// values, as Siskin writes them.
+pub fn match_route_matches(vs: &VirtualService, match_route: &str) -> Option<Vec<RequestMatch>> {
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let index = *match_route_indices(vs, match_route).first()?;
+    let matches = http[index].r#match.as_deref().unwrap_or_default();
+    Some(
+        matches
+            .iter()
+            .map(|m| RequestMatch {
+                headers: m
+                    .headers
+                    .iter()
+                    .flatten()
+                    .map(|(name, value)| HeaderMatch {
+                        name: name.clone(),
+                        value: value.exact.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    )
+}
+
+/// The exact JSON Patch that puts Siskin's match route first in `http`
+/// (Istio takes the first route that matches, so it precedes the user's),
+/// replacing an older one, or that removes it (`wanted` is `None`); `None`
+/// when the VirtualService already is as wanted.
+pub fn match_patch(
+    vs: &VirtualService,
+    names: &[String],
+    backends: &Backends,
+    match_route: &str,
+    wanted: Option<&[RequestMatch]>,
+) -> Result<Option<Patch>, RoutingError> {
+    if RequestMatch::same(match_route_matches(vs, match_route).as_deref(), wanted) {
+        return Ok(None);
+    }
+    let mut ops = Vec::new();
+    // Highest index first, so earlier removals don't shift later ones.
+    for i in match_route_indices(vs, match_route).into_iter().rev() {
+        let index = i.to_string();
+        ops.push(PatchOperation::Test(TestOperation {
+            path: pointer(&["spec", "http", &index, "name"]),
+            value: match_route.into(),
+        }));
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: pointer(&["spec", "http", &index]),
+        }));
+    }
+    if let Some(wanted) = wanted {
+        ops.insert(
+            0,
+            PatchOperation::Test(TestOperation {
+                path: pointer(&["metadata", "resourceVersion"]),
+                value: vs.metadata.resource_version.clone().unwrap_or_default().into(),
+            }),
+        );
+        ops.push(PatchOperation::Add(AddOperation {
+            path: pointer(&["spec", "http", "0"]),
+            value: match_route_value(vs, names, backends, match_route, wanted)?,
+        }));
+    }
+    Ok(Some(Patch(ops)))
+}
+
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+/// Siskin's match route: every match's headers, exact, to the canary
+/// destination exactly as the user's weighted route names it (host form,
+/// port, subset).
+fn match_route_value(
+    vs: &VirtualService,
+    names: &[String],
+    backends: &Backends,
+    match_route: &str,
+    wanted: &[RequestMatch],
+) -> Result<serde_json::Value, RoutingError> {
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let canary = managed_routes(vs, names, backends)?
+        .into_iter()
+        .flat_map(|m| m.destinations.into_iter().map(move |(j, svc)| (m.index, j, svc)))
+        .find(|(_, _, svc)| *svc == backends.canary)
+        .and_then(|(i, j, _)| http[i].route.as_deref()?.get(j).map(|r| r.destination.clone()))
+        .ok_or_else(|| missing(format!("VirtualService {}", vs.name_any()), backends))?;
+    let matches: Vec<serde_json::Value> = wanted
+        .iter()
+        .map(|m| {
+            let headers: serde_json::Map<String, serde_json::Value> = m
+                .headers
+                .iter()
+                .map(|h| (h.name.clone(), json!({"exact": h.value})))
+                .collect();
+            json!({"headers": headers})
+        })
+        .collect();
+    Ok(json!({
+        "name": match_route,
+        "match": matches,
+        "route": [{"destination": canary}],
+    }))
 }
 
 /// Istio reports status only when its status feature is on. Without a

@@ -68,7 +68,8 @@ pub fn router_for(client: Client, namespace: &str, spec: &RolloutSpec) -> Option
         return Some(Box::new(router));
     }
     if let Some(i) = &routing.istio {
-        let router = istio::VirtualServiceRouter::new(client, namespace, &i.virtual_service, backends);
+        let rule = match_rule_name(&spec.service);
+        let router = istio::VirtualServiceRouter::new(client, namespace, &i.virtual_service, backends, &rule);
         return Some(Box::new(router));
     }
     None

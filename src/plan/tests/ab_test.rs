@@ -82,7 +82,8 @@ fn ab_test_with_analysis_may_end_as_soon_as_it_concludes() {
 }
 
 #[test]
-fn ab_test_on_istio_is_rejected_until_supported() {
+fn ab_test_on_istio_is_a_match_step_like_on_gateway_api() {
+    let gateway = steps_of(&ab_spec(Some("1h")));
     let mut spec = ab_spec(Some("1h"));
     if let Some(ab) = spec.strategy.ab_test.as_mut() {
         ab.traffic_routing.gateway_api = None;
@@ -93,7 +94,9 @@ fn ab_test_on_istio_is_rejected_until_supported() {
             },
         });
     }
-    assert_eq!(expand(&spec).err(), Some(vec![SpecError::AbTestOnIstio]));
+    let istio = steps_of(&spec);
+    assert!(istio.routed);
+    assert_eq!(istio.steps, gateway.steps);
 }
 
 #[test]

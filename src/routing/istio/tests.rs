@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use crate::api::{HeaderMatch, RequestMatch};
+
 use super::*;
 
 fn backends() -> Backends {
@@ -60,6 +62,7 @@ fn guarded(index: usize, host: &str, from: i32, to: i32) -> Vec<Value> {
 }
 
 const CANARY_HOST: &str = "shop-canary.prod.svc.cluster.local";
+const MATCH_ROUTE: &str = "siskin-ab-shop";
 
 fn ops(parts: Vec<Vec<Value>>) -> Value {
     Value::Array(parts.into_iter().flatten().collect())
@@ -122,7 +125,7 @@ fn an_unknown_route_name_is_an_error() {
 #[test]
 fn a_named_route_without_both_hosts_is_a_missing_backend() {
     let names = vec!["fallback".to_string()];
-    let state = route_state(&vs(vs_json(100, 0)), &names, &backends());
+    let state = route_state(&vs(vs_json(100, 0)), &names, &backends(), MATCH_ROUTE);
     assert!(matches!(state, RouteState::MissingBackends { .. }), "{state:?}");
 }
 
@@ -136,7 +139,7 @@ fn a_host_in_another_namespace_is_not_ours() {
 
 #[test]
 fn reads_the_split() {
-    let state = route_state(&vs(vs_json(75, 25)), &primary(), &backends());
+    let state = route_state(&vs(vs_json(75, 25)), &primary(), &backends(), MATCH_ROUTE);
     let expected = RouteState::Present {
         split: Some(TrafficSplit { stable: 75, canary: 25 }),
         accepted: true,
@@ -160,4 +163,105 @@ fn acceptance_follows_istio_status_when_there_is_one() {
         "validationMessages": [{"level": "ERROR", "type": {"code": "IST0101"}}]})));
     assert!(!with_status(json!({"observedGeneration": 2,
         "conditions": [{"type": "Reconciled", "status": "False"}]})));
+}
+
+fn beta_testers() -> Vec<RequestMatch> {
+    vec![RequestMatch {
+        headers: vec![HeaderMatch {
+            name: "x-beta".into(),
+            value: "true".into(),
+        }],
+    }]
+}
+
+fn match_patch_json(value: Value, wanted: Option<&[RequestMatch]>) -> Option<Value> {
+    let patch = match_patch(&vs(value), &primary(), &backends(), MATCH_ROUTE, wanted).expect("primary has both");
+    patch.map(|p| serde_json::to_value(p).unwrap_or_default())
+}
+
+#[test]
+fn an_ab_test_puts_its_named_route_first_with_the_users_canary_destination() {
+    let mut value = vs_json(100, 0);
+    value["metadata"]["resourceVersion"] = json!("41");
+    let wanted = beta_testers();
+    let patch = match_patch_json(value.clone(), Some(&wanted));
+    let route = json!({
+        "name": MATCH_ROUTE,
+        "match": [{"headers": {"x-beta": {"exact": "true"}}}],
+        "route": [{"destination": {"host": CANARY_HOST, "port": {"number": 80}}}],
+    });
+    let expected = json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "41"},
+        {"op": "add", "path": "/spec/http/0", "value": route},
+    ]);
+    assert_eq!(patch, Some(expected.clone()));
+
+    // Applied, the user's routes follow unchanged, and the route reads back.
+    let mut after = value.clone();
+    let patch: json_patch::Patch = serde_json::from_value(expected).expect("a JSON Patch");
+    json_patch::patch(&mut after, &patch).expect("applies to the object it was built from");
+    let mut users = after["spec"]["http"].as_array().cloned().unwrap_or_default();
+    users.remove(0);
+    assert_eq!(Value::Array(users), value["spec"]["http"]);
+    let state = route_state(&vs(after.clone()), &primary(), &backends(), MATCH_ROUTE);
+    assert!(
+        matches!(&state, RouteState::Present { matches: Some(m), split: Some(s), .. }
+            if *m == wanted && *s == TrafficSplit::ALL_STABLE),
+        "{state:?}"
+    );
+    assert_eq!(
+        match_patch_json(after, Some(&wanted)),
+        None,
+        "nothing to do once it is there"
+    );
+}
+
+#[test]
+fn headers_stored_in_another_order_are_the_same_match() {
+    let wanted = vec![RequestMatch {
+        headers: vec![
+            HeaderMatch {
+                name: "x-tier".into(),
+                value: "gold".into(),
+            },
+            HeaderMatch {
+                name: "x-beta".into(),
+                value: "true".into(),
+            },
+        ],
+    }];
+    let mut value = vs_json(100, 0);
+    let http = value["spec"]["http"].as_array_mut().expect("http");
+    http.insert(
+        0,
+        json!({"name": MATCH_ROUTE,
+               "match": [{"headers": {"x-tier": {"exact": "gold"}, "x-beta": {"exact": "true"}}}],
+               "route": [{"destination": {"host": CANARY_HOST}}]}),
+    );
+    assert_eq!(
+        match_patch_json(value, Some(&wanted)),
+        None,
+        "no rewrite for the order alone"
+    );
+}
+
+#[test]
+fn promote_or_abort_removes_only_the_named_route() {
+    let mut value = vs_json(100, 0);
+    let http = value["spec"]["http"].as_array_mut().expect("http");
+    http.insert(
+        0,
+        json!({"name": MATCH_ROUTE, "match": [{"headers": {"x-beta": {"exact": "true"}}}],
+               "route": [{"destination": {"host": CANARY_HOST}}]}),
+    );
+    let expected = json!([
+        {"op": "test", "path": "/spec/http/0/name", "value": MATCH_ROUTE},
+        {"op": "remove", "path": "/spec/http/0"},
+    ]);
+    assert_eq!(match_patch_json(value, None), Some(expected));
+    assert_eq!(
+        match_patch_json(vs_json(100, 0), None),
+        None,
+        "no route, nothing to remove"
+    );
 }
