@@ -5,14 +5,14 @@
 
 use futures::future::BoxFuture;
 use gateway_api::httproutes::{HttpRoute, HttpRouteRulesBackendRefs};
-use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
-use kube::api::{Api, PatchParams};
+use kube::api::Api;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::{
-    Backends, FIELD_MANAGER, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
+    Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
+    pointer, read_route,
 };
 use crate::api::{HeaderMatch, RequestMatch};
 
@@ -41,24 +41,11 @@ impl HttpRouteRouter {
     }
 
     async fn get(&self) -> Result<HttpRoute, RoutingError> {
-        let describe = self.describe();
-        self.api
-            .get_opt(&self.name)
-            .await
-            .map_err(|e| RoutingError::from_kube(&describe, e))?
-            .ok_or(RoutingError::NotFound { route: describe })
+        read_route(&self.api, &self.name, self.describe()).await
     }
 
     async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        };
-        self.api
-            .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
-            .await
-            .map_err(|e| RoutingError::from_kube(&self.describe(), e))?;
-        Ok(())
+        patch_route(&self.api, &self.name, &self.describe(), patch).await
     }
 }
 
@@ -268,10 +255,6 @@ pub fn match_patch(
         }
     }
     Ok(Some(Patch(ops)))
-}
-
-fn pointer(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
 }
 
 fn remove_rule_ops(index: usize, rule_name: &str) -> [PatchOperation; 2] {

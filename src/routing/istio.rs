@@ -3,16 +3,16 @@
 //! split). Everything else in the VirtualService is the user's.
 
 use futures::future::BoxFuture;
-use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, PatchParams};
+use kube::api::Api;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::istio_types::{VirtualService, VirtualServiceHttp, VirtualServiceStatusValidationMessagesLevel};
 use super::{
-    Backends, FIELD_MANAGER, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
+    Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
+    pointer, read_route,
 };
 use crate::api::{HeaderMatch, RequestMatch, VirtualServiceRef};
 
@@ -46,24 +46,11 @@ impl VirtualServiceRouter {
     }
 
     async fn get(&self) -> Result<VirtualService, RoutingError> {
-        let describe = self.describe();
-        self.api
-            .get_opt(&self.name)
-            .await
-            .map_err(|e| RoutingError::from_kube(&describe, e))?
-            .ok_or(RoutingError::NotFound { route: describe })
+        read_route(&self.api, &self.name, self.describe()).await
     }
 
     async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        };
-        self.api
-            .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
-            .await
-            .map_err(|e| RoutingError::from_kube(&self.describe(), e))?;
-        Ok(())
+        patch_route(&self.api, &self.name, &self.describe(), patch).await
     }
 }
 
@@ -315,10 +302,6 @@ pub fn match_patch(
         }));
     }
     Ok(Some(Patch(ops)))
-}
-
-fn pointer(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
 }
 
 /// Siskin's match route: every match's headers, exact, to the canary

@@ -174,6 +174,42 @@ fn patch_did_not_apply(status: &kube::core::Status) -> bool {
     status.code == 422 && status.details.as_ref().is_none_or(|d| d.causes.is_empty())
 }
 
+/// Reads a route, or says it is missing.
+async fn read_route<K>(api: &kube::Api<K>, name: &str, describe: String) -> Result<K, RoutingError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| RoutingError::from_kube(&describe, e))?
+        .ok_or(RoutingError::NotFound { route: describe })
+}
+
+/// Sends a guarded JSON Patch to a route under Siskin's field manager.
+async fn patch_route<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    describe: &str,
+    patch: json_patch::Patch,
+) -> Result<(), RoutingError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..kube::api::PatchParams::default()
+    };
+    api.patch(name, &params, &kube::api::Patch::Json::<()>(patch))
+        .await
+        .map_err(|e| RoutingError::from_kube(describe, e))?;
+    Ok(())
+}
+
+/// A JSON Pointer from its tokens.
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
 /// Builds the patch operations for one backend: check it is still the
 /// backend we read (and still has the weight we read), then set the weight.
 /// `field` is the member holding the backend's identity (`name`, `host`).
