@@ -14,25 +14,6 @@ use support::*;
 
 const AB_RULE: &str = "siskin-ab-demo";
 
-/// The route users write: all traffic on `demo-stable`, `demo-canary` at 0.
-async fn route(ns: &TestNamespace) -> String {
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
-    host
-}
-
 fn rollout(version: &str) -> Rollout {
     serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
@@ -118,7 +99,7 @@ async fn wait_all_on(host: &str, beta: bool, version: &str) {
 #[ignore = "needs the sandbox: make test"]
 async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restores_the_users_route() {
     let ns = TestNamespace::new("ab-gw").await;
-    let host = route(&ns).await;
+    let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     create(&ns.api(), &rollout("v1")).await;
     wait_rollout(&ns, "demo", "v1 to become stable", |s| {
@@ -171,7 +152,7 @@ async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restor
 #[ignore = "needs the sandbox: make test"]
 async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
     let ns = TestNamespace::new("ab-abort").await;
-    let host = route(&ns).await;
+    let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     create(&ns.api(), &rollout("v1")).await;
     wait_rollout(&ns, "demo", "v1 to become stable", |s| {

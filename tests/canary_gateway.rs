@@ -18,25 +18,6 @@ use support::*;
 
 const SERVICE: &str = "demo";
 
-/// The route users write: all traffic on `demo-stable`, `demo-canary` at 0.
-async fn route(ns: &TestNamespace) -> String {
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
-    host
-}
-
 fn rollout(version: &str, steps: serde_json::Value) -> Rollout {
     serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
@@ -85,16 +66,6 @@ async fn wait_status(ns: &TestNamespace, what: &str, pred: impl Fn(&siskin::api:
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-async fn route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
-    let route = ns.api::<HttpRoute>().get("demo").await.expect("route");
-    let rules = route.spec.rules.unwrap_or_default();
-    rules
-        .iter()
-        .flat_map(|r| r.backend_refs.iter().flatten())
-        .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
-        .collect()
 }
 
 async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
@@ -175,7 +146,7 @@ async fn wait_at_weight(ns: &TestNamespace, weight: i32) {
 #[ignore = "needs the sandbox: make test"]
 async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
     let ns = TestNamespace::new("canary-gw").await;
-    let host = route(&ns).await;
+    let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let steps = json!([{"weight": 10}, {"pause": {}}, {"weight": 50}, {"pause": {}}, {"weight": 100}, {"pause": {}}]);
     let v1 = first_release(&ns, steps).await;
@@ -210,7 +181,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
         let status = status_of(&ns).await.expect("status");
         let v2 = status.canary_revision.clone().expect("canary revision");
         assert_eq!(
-            route_weights(&ns).await,
+            demo_route_weights(&ns).await,
             vec![
                 ("demo-stable".to_string(), 100 - weight),
                 ("demo-canary".to_string(), weight)
@@ -252,7 +223,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
         canary_pods,
         "promotion kept the canary's pods: nothing re-created"
     );
-    assert_eq!(route_weights(&ns).await[0], ("demo-stable".to_string(), 100));
+    assert_eq!(demo_route_weights(&ns).await[0], ("demo-stable".to_string(), 100));
     assert_eq!(
         share_of(&host, "v2", 300).await,
         1.0,
@@ -292,7 +263,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
 #[ignore = "needs the sandbox: make test"]
 async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
     let ns = TestNamespace::new("canary-abort").await;
-    let host = route(&ns).await;
+    let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let v1 = first_release(&ns, json!([{"weight": 50}, {"pause": {}}])).await;
     release(&ns, "v2").await;
@@ -339,7 +310,7 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
     assert_eq!(aborted.status, "True");
     println!("Aborted condition: {}: {}", aborted.reason, aborted.message);
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
-    assert_eq!(route_weights(&ns).await[1], ("demo-canary".to_string(), 0));
+    assert_eq!(demo_route_weights(&ns).await[1], ("demo-canary".to_string(), 0));
     let generation_after = ns
         .api::<HttpRoute>()
         .get("demo")

@@ -51,33 +51,6 @@ fn steps() -> serde_json::Value {
 
 const STEP_WEIGHTS: [i32; 3] = [20, 50, 80];
 
-/// The route users write: all traffic on `demo-stable`, `demo-canary` at 0.
-async fn route(ns: &TestNamespace) {
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": NAME},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [format!("{}.sandbox.test", ns.name)],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
-}
-
-async fn route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
-    let route = ns.api::<HttpRoute>().get(NAME).await.expect("route");
-    let rules = route.spec.rules.unwrap_or_default();
-    rules
-        .iter()
-        .flat_map(|r| r.backend_refs.iter().flatten())
-        .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
-        .collect()
-}
-
 /// Creates the Rollout at v1 and waits until v1 is stable; returns v1.
 async fn first_release(ns: &TestNamespace) -> String {
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
@@ -537,7 +510,7 @@ fn print_kills(kills: &[(Trigger, Moment)], took: Duration) {
 async fn controller_killed_at_any_moment_finishes_every_rollout_correctly() {
     let ns = TestNamespace::new("ctl-kill").await;
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
-    route(&ns).await;
+    demo_route(&ns).await;
     let controller = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
     let mut stable = first_release(&ns).await;
     let history = StatusHistory::record(&ns);
@@ -569,7 +542,7 @@ async fn controller_killed_at_any_moment_finishes_every_rollout_correctly() {
         println!("release {version} ({revision})");
         let pods = killer.kill_until_finished(&ns, &stable, &revision).await;
         assert_eq!(
-            route_weights(&ns).await,
+            demo_route_weights(&ns).await,
             vec![("demo-stable".to_string(), 100), ("demo-canary".to_string(), 0)],
             "all traffic on stable"
         );
@@ -639,7 +612,7 @@ async fn wait_takeover(ns: &TestNamespace, identity: &str, previous: &str) -> Du
 async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
     let ns = TestNamespace::new("ctl-leader").await;
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
-    route(&ns).await;
+    demo_route(&ns).await;
     let mut a = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
     eventually("a to hold the Lease", Duration::from_secs(20), || async {
         (lease_holder(&ns).await.as_deref() == Some("a")).then_some(())
@@ -679,7 +652,7 @@ async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
     wait_finished(&ns, &v1, &v2).await;
     let status = rollout_status(&ns, NAME).await.expect("status");
     assert_eq!(status.stable_revision.as_deref(), Some(v2.as_str()));
-    assert_eq!(route_weights(&ns).await[0], ("demo-stable".to_string(), 100));
+    assert_eq!(demo_route_weights(&ns).await[0], ("demo-stable".to_string(), 100));
 
     // Events name the replica that published them: a's all before the kill,
     // b's all after, and b did finish the rollout.

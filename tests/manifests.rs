@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
@@ -265,28 +264,12 @@ async fn service_account_kubeconfig(ns: &TestNamespace) -> std::path::PathBuf {
     path
 }
 
-async fn route(ns: &TestNamespace) {
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": NAME},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [format!("{}.sandbox.test", ns.name)],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
-}
-
 /// A whole canary (deploy, route writes, promotion, scale-down, Events,
 /// Lease, finalizer) by a controller holding only the ServiceAccount's RBAC.
 async fn assert_rbac_runs_a_canary(client: &Client) {
     let ns = TestNamespace::new("manifests-rbac").await;
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
-    route(&ns).await;
+    demo_route(&ns).await;
     let kubeconfig = service_account_kubeconfig(&ns).await;
     let kubeconfig_env = kubeconfig.to_string_lossy().into_owned();
     let _controller = ControllerProcess::start_with(&ns, "rbac", SYSTEM, &[("KUBECONFIG", &kubeconfig_env)]);

@@ -528,3 +528,39 @@ impl Drop for ReleaseFinalizersOnDrop {
         }
     }
 }
+
+/// The route users write for the demo Service: `demo` on the sandbox
+/// Gateway, all traffic on `demo-stable`, `demo-canary` at 0. Returns its
+/// hostname, unique to the test namespace.
+pub async fn demo_route(ns: &TestNamespace) -> String {
+    let host = format!("{}.sandbox.test", ns.name);
+    let route: gateway_api::httproutes::HttpRoute = serde_json::from_value(json!({
+        "metadata": {"name": "demo"},
+        "spec": {
+            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
+            "hostnames": [host],
+            "rules": [{"backendRefs": [
+                {"name": "demo-stable", "port": 80, "weight": 100},
+                {"name": "demo-canary", "port": 80, "weight": 0},
+            ]}]
+        }
+    }))
+    .expect("route");
+    create(&ns.api(), &route).await;
+    host
+}
+
+/// `(backend, weight)` of every backendRef of the `demo` route, in order.
+pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
+    let route = ns
+        .api::<gateway_api::httproutes::HttpRoute>()
+        .get("demo")
+        .await
+        .expect("route");
+    let rules = route.spec.rules.unwrap_or_default();
+    rules
+        .iter()
+        .flat_map(|r| r.backend_refs.iter().flatten())
+        .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
+        .collect()
+}
