@@ -107,17 +107,77 @@ impl ServiceRef {
 }
 
 /// Exactly one strategy. A struct of optional fields rather than an enum:
-/// schemars enums with data make non-structural CRD schemas, and new strategies
-/// (blueGreen, abTest, rolling) will arrive as new optional fields.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("[has(self.canary), has(self.abTest)].filter(x, x).size() == 1")
-    .message("set exactly one strategy"))]
+/// schemars enums with data make non-structural CRD schemas.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new(
+    "[has(self.canary), has(self.abTest), has(self.blueGreen), has(self.rolling)].filter(x, x).size() == 1"
+).message("set exactly one strategy"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab_test: Option<AbTestStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<RollingStrategy>,
+}
+
+/// Blue/green: the new revision ("green") runs at full size behind the
+/// canary Service, the preview, with no live traffic, while the stable
+/// Service, the active one, keeps serving the old ("blue"). Then all
+/// traffic switches at once: weights 0 → 100 on the route, or, without a
+/// router, the stable Service's selector. Blue stays at full size for
+/// `scaleDownDelay`, and an abort inside that window is one write back.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// The route whose weights switch. Without it, users call the stable
+    /// Service and the switch is its selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+
+    /// Switch once the preview has passed (its duration, the analysis and
+    /// any confirmPromotion webhook). `false` waits for `siskin promote`.
+    /// Defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promote: Option<bool>,
+
+    /// How long green is previewed before the switch. With analysis this is
+    /// the longest the preview waits for a conclusion. Defaults to none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_duration: Option<Duration>,
+
+    /// How long blue stays at full size after the switch: the window in
+    /// which an abort is one write. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<Duration>,
+}
+
+/// A rolling update without a router: the new revision's pods replace the
+/// old ones in batches, as a Deployment would, but each batch is gated by
+/// readiness and, with analysis, by the analysis. An abort brings the old
+/// revision back to full size under the same bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingStrategy {
+    /// Pods above `replicas` allowed during the update: a number or a
+    /// percentage of `replicas`, rounded up. Defaults to 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+
+    /// Available pods below `replicas` allowed during the update: a number
+    /// or a percentage of `replicas`, rounded down. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+
+    /// How long each batch is held once its pods are available. With
+    /// analysis, the analysis runs throughout and a regression aborts at
+    /// any batch; only the last batch before the promotion waits for a
+    /// non-inferior verdict, up to `max`, where `onInconclusive` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_hold: Option<Hold>,
 }
 
 /// An A/B test: only requests matching `match` reach the canary, through one
@@ -360,12 +420,21 @@ impl RolloutSpec {
         self.strategy.ab_test.as_ref()
     }
 
+    /// The blue/green strategy, if that is the one chosen.
+    pub fn blue_green(&self) -> Option<&BlueGreenStrategy> {
+        self.strategy.blue_green.as_ref()
+    }
+
+    /// The rolling strategy, if that is the one chosen.
+    pub fn rolling(&self) -> Option<&RollingStrategy> {
+        self.strategy.rolling.as_ref()
+    }
+
     /// The traffic router of whichever strategy is chosen, if it has one.
     pub fn traffic_routing(&self) -> Option<&TrafficRouting> {
-        match (self.canary(), self.ab_test()) {
-            (Some(canary), _) => canary.traffic_routing.as_ref(),
-            (None, Some(ab)) => Some(&ab.traffic_routing),
-            (None, None) => None,
-        }
+        let strategy = &self.strategy;
+        None.or_else(|| strategy.canary.as_ref()?.traffic_routing.as_ref())
+            .or_else(|| strategy.ab_test.as_ref().map(|ab| &ab.traffic_routing))
+            .or_else(|| strategy.blue_green.as_ref()?.traffic_routing.as_ref())
     }
 }

@@ -35,10 +35,13 @@ pub fn render(rollout: &Rollout) -> String {
         let line: Vec<String> = (0..steps.steps.len())
             .map(|i| {
                 let label = match &steps.steps[i] {
+                    Step::Weight { weight: 0, .. } if steps.strategy == "blueGreen" => "preview".to_string(),
                     Step::Weight { weight, .. } => format!("{weight}%"),
                     Step::Pause { duration: Some(d) } => format!("pause {}s", d.as_secs()),
                     Step::Pause { duration: None } => "pause".to_string(),
                     Step::Match { .. } => "A/B match".to_string(),
+                    Step::Switch { window } => format!("switch (rollback {}s)", window.as_secs()),
+                    Step::Batch { canary, .. } => format!("{canary}/{} pods", steps.replicas),
                 };
                 if i < current {
                     format!("✓{label}")

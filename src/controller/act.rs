@@ -60,6 +60,7 @@ impl Target<'_> {
                 self.select(&self.rollout.spec.service.stable_name(), stable).await?;
                 self.select(&self.rollout.spec.service.canary_name(), canary).await
             }
+            Action::SelectStable { revision } => self.select(&self.rollout.spec.service.stable_name(), revision).await,
             Action::SetWeights(split) => match self.router {
                 Some(router) => Ok(router.set_weights(*split).await?),
                 None => Ok(()),

@@ -21,6 +21,9 @@ pub enum Action {
     /// Point the `<service>-stable` and `<service>-canary` Services at these
     /// revisions, creating them if needed.
     SelectRevisions { stable: String, canary: String },
+    /// Point only the `<service>-stable` Service at this revision: the
+    /// blue/green switch without a router, and its rollback, in one write.
+    SelectStable { revision: String },
     /// One write to the route: the weights of the stable and canary
     /// backends, guarded by JSON Patch `test` operations.
     SetWeights(TrafficSplit),

@@ -11,7 +11,7 @@ use crate::api::{RolloutPhase, RolloutSpec, RolloutStatus};
 
 use super::decision::{Action, EventKind, Plan, PlanEvent};
 use super::observed::{Observed, RouteState, TrafficSplit};
-use super::steps::{SpecError, StepPlan, expand};
+use super::steps::{Shape, SpecError, StepPlan, expand};
 use super::{lifecycle, progress, requests};
 
 /// How soon to look again while waiting on pods, Services or the data plane.
@@ -224,7 +224,9 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
                 lifecycle::start_canary(ctx, steps, pair);
             } else if ctx.status.abort.is_some() {
                 lifecycle::hold_aborted(ctx, steps, pair);
-            } else if ctx.observed.services.stable.as_deref() == Some(desired.as_str()) {
+            } else if ctx.observed.services.stable.as_deref() == Some(desired.as_str())
+                && !steps.active_on_canary_at(progress::current_index(ctx))
+            {
                 // Only a promotion points the stable Service at the canary.
                 // Seeing it here means one was acted on but its status never
                 // written (the controller stopped in between): finish it
@@ -243,6 +245,11 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
 /// has accepted it (until then users still get the previous one), otherwise
 /// from the available pods of the two revisions.
 fn observed_canary_weight(ctx: &Ctx, steps: &StepPlan) -> Option<i32> {
+    if steps.shape == Shape::BlueGreen && !steps.routed {
+        let switched = ctx.status.canary_revision.is_some()
+            && ctx.observed.services.stable.as_ref() == ctx.status.canary_revision.as_ref();
+        return Some(if switched { 100 } else { 0 });
+    }
     if steps.routed {
         return match &ctx.observed.route {
             Some(RouteState::Present { accepted: false, .. }) => ctx.status.observed_canary_weight,

@@ -7,7 +7,8 @@ use super::decision::{Action, EventKind};
 use super::engine::{Ctx, POLL};
 use super::observed::{RouteState, TrafficSplit};
 use super::progress::{self, Pair};
-use super::steps::StepPlan;
+use super::rolling;
+use super::steps::{Shape, StepPlan};
 use super::traffic::route_name;
 
 /// No stable revision yet: the first one is simply deployed and becomes
@@ -201,7 +202,21 @@ pub(super) fn mark_aborted(ctx: &mut Ctx, reason: AbortReason, message: String) 
 pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     ctx.phase(RolloutPhase::Aborted);
     ctx.status.canary_weight = Some(0);
-    if steps.routed {
+    if let Shape::Rolling { .. } = steps.shape {
+        // Back to the old revision at full size, in the same bounded moves
+        // as forward; the note below says why.
+        rolling::toward(ctx, steps, pair, 0);
+    } else if steps.shape == Shape::BlueGreen && !steps.routed {
+        // The rollback is the stable Service's selector, one write. Green
+        // keeps its pods for the scale-down delay, like any revision that
+        // stops receiving traffic.
+        if ctx.observed.services.stable.as_deref() != Some(pair.stable) {
+            ctx.act(Action::SelectStable {
+                revision: pair.stable.to_string(),
+            });
+            ctx.requeue(POLL);
+        }
+    } else if steps.routed {
         let on_route = matches!(ctx.observed.route, Some(RouteState::Present { .. }));
         if on_route && ctx.observed.split() != Some(TrafficSplit::ALL_STABLE) {
             ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
@@ -218,7 +233,8 @@ pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         });
     }
     let stable_replicas = ctx.observed.revision(pair.stable).map(|s| s.replicas);
-    if stable_replicas.is_some_and(|r| r != steps.replicas) {
+    let rolling = matches!(steps.shape, Shape::Rolling { .. });
+    if !rolling && stable_replicas.is_some_and(|r| r != steps.replicas) {
         ctx.act(Action::Scale {
             revision: pair.stable.to_string(),
             replicas: steps.replicas,
@@ -238,6 +254,9 @@ pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
 pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     ctx.phase(RolloutPhase::Promoting);
     ctx.status.pause = None;
+    if matches!(steps.shape, Shape::Rolling { .. }) && !rolling::toward(ctx, steps, pair, steps.replicas) {
+        return;
+    }
     let canary = ctx.observed.revision(pair.canary).cloned();
     if !canary.as_ref().is_some_and(|c| c.is_available_at(steps.replicas)) {
         if canary.as_ref().map(|c| c.replicas) != Some(steps.replicas) {
@@ -291,7 +310,9 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
 /// available (so a rollback target is never removed under load).
 pub(super) fn retire_old_revisions(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
     let stable = ctx.status.stable_revision.clone();
-    let canary_live = ctx.status.abort.is_none();
+    // An aborted rolling update's new pods leave in bounded moves, not all
+    // at once after a delay.
+    let canary_live = ctx.status.abort.is_none() || matches!(steps.shape, Shape::Rolling { .. });
     let live = |revision: &str| {
         stable.as_deref() == Some(revision)
             || (stable.is_none() && revision == desired)
@@ -325,12 +346,12 @@ fn retire(ctx: &mut Ctx, steps: &StepPlan, revision: String, stable_ready: bool)
         .find(|s| s.revision == revision)
         .map(|s| s.at.0);
     let Some(due) = due else {
-        let at = ctx.in_future(steps.scale_down_delay);
+        let at = ctx.in_future(steps.retire_delay());
         ctx.status.scale_downs.push(ScheduledScaleDown {
             revision,
             at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at),
         });
-        ctx.requeue(steps.scale_down_delay);
+        ctx.requeue(steps.retire_delay());
         return;
     };
     if due > ctx.now {
@@ -353,12 +374,12 @@ fn retire(ctx: &mut Ctx, steps: &StepPlan, revision: String, stable_ready: bool)
 /// Whether a routed Service still sends users to this revision (e.g. a
 /// route write that keeps failing): its pods stay until that stops.
 fn carries_traffic(ctx: &Ctx, steps: &StepPlan, revision: &str) -> bool {
+    let selected = &ctx.observed.services;
+    if selected.stable.as_deref() == Some(revision) && (steps.routed || steps.shape == Shape::BlueGreen) {
+        return true;
+    }
     if !steps.routed {
         return false;
-    }
-    let selected = &ctx.observed.services;
-    if selected.stable.as_deref() == Some(revision) {
-        return true;
     }
     let canary_selects = selected.canary.as_deref() == Some(revision);
     let route_sends_canary_traffic = match &ctx.observed.route {

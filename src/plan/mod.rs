@@ -15,13 +15,14 @@ mod lifecycle;
 mod observed;
 mod progress;
 mod requests;
+mod rolling;
 mod steps;
 mod traffic;
 
 pub use decision::{Action, EventKind, Plan, PlanEvent};
 pub use engine::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL, plan};
 pub use observed::{Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
-pub use steps::{DEFAULT_SCALE_DOWN_DELAY, SpecError, Step, StepPlan, expand};
+pub use steps::{BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, Shape, SpecError, Step, StepPlan, expand};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use crate::api::{AbortReason, InconclusivePolicy, PauseReason, PauseStatus, Roll
 use super::decision::EventKind;
 use super::engine::{ANALYSIS_POLL, Ctx};
 use super::lifecycle;
-use super::steps::{Step, StepPlan};
+use super::steps::{Shape, Step, StepPlan};
 use super::traffic;
 
 /// The two revisions of an in-flight rollout.
@@ -90,13 +90,12 @@ fn restart_if_steps_changed(ctx: &mut Ctx, steps: &StepPlan) {
 
 fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     let weight = steps.weight_at(index);
-    let matches = steps.matches_at(index).map(<[_]>::to_vec);
     let step = steps.steps[index].clone();
     if !matches!(step, Step::Pause { duration: None }) {
         ctx.status.pause = None;
     }
     ctx.phase(RolloutPhase::Progressing);
-    if !traffic::ensure(ctx, steps, pair, weight, matches.as_deref()) {
+    if !traffic::ensure(ctx, steps, pair, index) {
         return Gate::Wait;
     }
     // The hold starts when the data plane has the weight, not when it was
@@ -117,11 +116,41 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     let label = step_label(steps, index, weight);
     match step {
         Step::Weight { min, max, .. } | Step::Match { min, max, .. } => {
-            gate(ctx, steps, pair, &label, started, min, max)
+            gate(ctx, steps, steps.analysis, pair, &label, started, (min, max))
+        }
+        // A rolling update's analysis runs in the background: a regression
+        // aborts at any batch (see `run`), but only the last batch, the one
+        // before the promotion, waits for a non-inferior verdict. Waiting
+        // for evidence at every batch would hold mixed versions for long.
+        Step::Batch { min, max, .. } if index + 1 < steps.steps.len() => {
+            gate(ctx, steps, None, pair, &label, started, (min, max))
+        }
+        Step::Batch { min, max, .. } => gate(ctx, steps, steps.analysis, pair, &label, started, (min, max)),
+        Step::Switch { window } => {
+            let elapsed = ctx.elapsed_since(started);
+            if elapsed >= window {
+                return Gate::Advance;
+            }
+            let until = started.saturating_add(window).unwrap_or(Timestamp::MAX);
+            let message = format!(
+                "{label}: all traffic on {}; {} stays up for a rollback until {until}",
+                pair.canary, pair.stable
+            );
+            ctx.note(true, "Switched", message);
+            ctx.requeue(window - elapsed);
+            Gate::Wait
         }
         Step::Pause {
             duration: Some(duration),
-        } => gate(ctx, steps, pair, &label, started, duration, Some(duration)),
+        } => gate(
+            ctx,
+            steps,
+            steps.analysis,
+            pair,
+            &label,
+            started,
+            (duration, Some(duration)),
+        ),
         Step::Pause { duration: None } => {
             if ctx.status.pause.is_none() {
                 ctx.status.pause = Some(PauseStatus {
@@ -138,9 +167,12 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
 }
 
 fn step_label(steps: &StepPlan, index: usize, weight: i32) -> String {
-    let traffic = match steps.matches_at(index) {
-        Some(matches) => format!("requests matching {}", describe_matches(matches)),
-        None => format!("weight {weight}"),
+    let traffic = match (steps.matches_at(index), &steps.steps[index]) {
+        (Some(matches), _) => format!("requests matching {}", describe_matches(matches)),
+        (None, Step::Switch { .. }) => "switched".to_string(),
+        (None, Step::Batch { .. }) => format!("{}/{} new pods", steps.batch_at(index), steps.replicas),
+        (None, _) if steps.shape == Shape::BlueGreen && weight == 0 => "preview".to_string(),
+        (None, _) => format!("weight {weight}"),
     };
     format!("step {}/{} ({traffic})", index + 1, steps.steps.len())
 }
@@ -161,11 +193,11 @@ pub(super) fn describe_matches(matches: &[crate::api::RequestMatch]) -> String {
 fn gate(
     ctx: &mut Ctx,
     steps: &StepPlan,
+    analysis: Option<InconclusivePolicy>,
     pair: Pair,
     label: &str,
     started: Timestamp,
-    min: Duration,
-    max: Option<Duration>,
+    (min, max): (Duration, Option<Duration>),
 ) -> Gate {
     let elapsed = ctx.elapsed_since(started);
     if elapsed < min {
@@ -174,7 +206,7 @@ fn gate(
         ctx.requeue(min - elapsed);
         return Gate::Wait;
     }
-    let Some(policy) = steps.analysis else {
+    let Some(policy) = analysis else {
         return Gate::Advance;
     };
     match ctx.observed.verdict {

@@ -6,15 +6,22 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use crate::api::{
-    AbTestStrategy, CanaryStep, CanaryStrategy, Duration as SpecDuration, DurationError, InconclusivePolicy, MAX_STEPS,
-    RequestMatch, RolloutSpec, TrafficRouting, revision_of_value,
+    AbTestStrategy, BlueGreenStrategy, CanaryStep, CanaryStrategy, Duration as SpecDuration, DurationError, Hold,
+    InconclusivePolicy, MAX_STEPS, RequestMatch, RollingStrategy, RolloutSpec, TrafficRouting, revision_of_value,
 };
 
 /// How long the previous revision stays up after it stops receiving traffic
 /// when the spec does not say: long enough for endpoints and proxies to
 /// converge and in-flight requests to finish.
 pub const DEFAULT_SCALE_DOWN_DELAY: Duration = Duration::from_secs(30);
+
+/// How long blue stays after a blue/green promotion. Its rollback window
+/// (`scaleDownDelay`) has already passed with no traffic on it; this only
+/// lets endpoints and proxies converge on the promoted selector.
+pub const BLUE_GREEN_SETTLE: Duration = Duration::from_secs(5);
 
 /// One step of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +42,30 @@ pub enum Step {
         min: Duration,
         max: Option<Duration>,
     },
+    /// Blue/green after the switch: all traffic on the new revision, the
+    /// old one still at full size for `window`, so an abort is one write.
+    /// No analysis gate: there is no stable traffic left to compare with.
+    Switch { window: Duration },
+    /// A rolling update's batch: `canary` new pods and the rest old, held
+    /// between `min` and `max` as a weight step is.
+    Batch {
+        canary: i32,
+        min: Duration,
+        max: Option<Duration>,
+    },
+}
+
+/// How the two revisions share pods and traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The canary's pods follow its weight (canary and A/B tests).
+    Canary,
+    /// Both revisions at full size until the old one retires.
+    BlueGreen,
+    /// Pods move from the old revision to the new one in batches, with at
+    /// most `replicas + surge` pods and at least `replicas - unavailable`
+    /// available at any time.
+    Rolling { surge: i32, unavailable: i32 },
 }
 
 /// A validated strategy: what the engine runs.
@@ -42,6 +73,7 @@ pub enum Step {
 pub struct StepPlan {
     /// The strategy the steps came from, as `status.strategy` shows it.
     pub strategy: &'static str,
+    pub shape: Shape,
     pub steps: Vec<Step>,
     /// Whether a traffic router sets weights; otherwise the canary's share
     /// is its share of the replicas.
@@ -63,6 +95,11 @@ impl StepPlan {
         }
         match self.traffic_step_at(index) {
             Some(Step::Weight { weight, .. }) => *weight,
+            Some(Step::Switch { .. }) => 100,
+            Some(Step::Batch { canary, .. }) => {
+                let share = i64::from(*canary) * 100 / i64::from(self.replicas.max(1));
+                i32::try_from(share).unwrap_or(100)
+            }
             _ => 0,
         }
     }
@@ -90,7 +127,11 @@ impl StepPlan {
     /// Canary pods for a weight. With a router the stable keeps all its
     /// replicas (so an abort is one route write) and the canary gets its
     /// share rounded up; at least one pod, so analysis has something to see.
+    /// Blue/green runs the canary at full size from the start.
     pub fn canary_replicas(&self, weight: i32) -> i32 {
+        if self.shape == Shape::BlueGreen {
+            return self.replicas;
+        }
         let share = i64::from(self.replicas.max(0)) * i64::from(weight.clamp(0, 100));
         let pods = i32::try_from((share + 99) / 100).unwrap_or(self.replicas);
         pods.max(1)
@@ -98,10 +139,36 @@ impl StepPlan {
 
     /// Stable pods while the canary runs at `weight`.
     pub fn stable_replicas(&self, weight: i32) -> i32 {
-        if self.routed {
+        if self.routed || self.shape == Shape::BlueGreen {
             self.replicas
         } else {
             (self.replicas - self.canary_replicas(weight)).max(0)
+        }
+    }
+
+    /// The new revision's pods at a rolling update's step `index`; all of
+    /// them past the end.
+    pub fn batch_at(&self, index: usize) -> i32 {
+        if index >= self.steps.len() {
+            return self.replicas;
+        }
+        match self.traffic_step_at(index) {
+            Some(Step::Batch { canary, .. }) => *canary,
+            _ => 0,
+        }
+    }
+
+    /// Whether step `index` has the stable Service select the canary: a
+    /// blue/green switch without a router.
+    pub fn active_on_canary_at(&self, index: usize) -> bool {
+        self.shape == Shape::BlueGreen && !self.routed && matches!(self.steps.get(index), Some(Step::Switch { .. }))
+    }
+
+    /// How long a revision that stopped receiving traffic keeps its pods.
+    pub fn retire_delay(&self) -> Duration {
+        match self.shape {
+            Shape::BlueGreen => BLUE_GREEN_SETTLE.min(self.scale_down_delay),
+            _ => self.scale_down_delay,
         }
     }
 }
@@ -113,7 +180,7 @@ pub enum SpecError {
     PodTemplateSource,
     #[error("replicas must not be negative")]
     NegativeReplicas,
-    #[error("set exactly one strategy (canary or abTest)")]
+    #[error("set exactly one strategy (canary, abTest, blueGreen or rolling)")]
     NoStrategy,
     #[error("abTest.match[{index}] must name at least one header")]
     EmptyMatch { index: usize },
@@ -135,6 +202,10 @@ pub enum SpecError {
     RouterCount,
     #[error("analysis.templates must name at least one template")]
     NoAnalysisTemplates,
+    #[error("rolling.{field}: {message}")]
+    RollingBound { field: &'static str, message: String },
+    #[error("rolling: maxSurge and maxUnavailable must not both be zero")]
+    RollingStuck,
 }
 
 impl SpecError {
@@ -154,6 +225,8 @@ impl SpecError {
             SpecError::Duration { .. } => "duration",
             SpecError::RouterCount => "router_count",
             SpecError::NoAnalysisTemplates => "no_analysis_templates",
+            SpecError::RollingBound { .. } => "rolling_bound",
+            SpecError::RollingStuck => "rolling_stuck",
         }
     }
 }
@@ -172,25 +245,55 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
         errors.push(SpecError::NoAnalysisTemplates);
     }
     let analysis = spec.analysis.as_ref().map(|a| a.on_inconclusive);
-    let (strategy, steps, routing, delay, hash) = match (spec.canary(), spec.ab_test()) {
-        (Some(canary), None) => (
+    let strategy = &spec.strategy;
+    let chosen = [
+        strategy.canary.is_some(),
+        strategy.ab_test.is_some(),
+        strategy.blue_green.is_some(),
+        strategy.rolling.is_some(),
+    ];
+    if chosen.iter().filter(|c| **c).count() != 1 {
+        errors.push(SpecError::NoStrategy);
+        return Err(errors);
+    }
+    let (strategy, shape, steps, routing, delay, hash) = if let Some(canary) = spec.canary() {
+        (
             "canary",
+            Shape::Canary,
             canary_steps(canary, &mut errors),
             canary.traffic_routing.as_ref(),
             (canary.scale_down_delay.as_ref(), "canary.scaleDownDelay"),
             revision_of_value(&serde_json::to_value(&canary.steps).unwrap_or_default()),
-        ),
-        (None, Some(ab)) => (
+        )
+    } else if let Some(ab) = spec.ab_test() {
+        (
             "abTest",
+            Shape::Canary,
             ab_test_steps(ab, analysis.is_some(), &mut errors),
             Some(&ab.traffic_routing),
             (ab.scale_down_delay.as_ref(), "abTest.scaleDownDelay"),
             revision_of_value(&json!({"match": ab.matches, "duration": ab.duration})),
-        ),
-        _ => {
-            errors.push(SpecError::NoStrategy);
-            return Err(errors);
-        }
+        )
+    } else if let Some(bg) = spec.blue_green() {
+        (
+            "blueGreen",
+            Shape::BlueGreen,
+            blue_green_steps(bg, analysis.is_some(), &mut errors),
+            bg.traffic_routing.as_ref(),
+            (bg.scale_down_delay.as_ref(), "blueGreen.scaleDownDelay"),
+            revision_of_value(&serde_json::to_value(bg).unwrap_or_default()),
+        )
+    } else {
+        let rolling = spec.rolling().cloned().unwrap_or_default();
+        let (surge, unavailable) = rolling_bounds(&rolling, spec.replicas, &mut errors);
+        (
+            "rolling",
+            Shape::Rolling { surge, unavailable },
+            rolling_steps(&rolling, spec.replicas, surge.max(unavailable), &mut errors),
+            None,
+            (None, "rolling"),
+            revision_of_value(&serde_json::to_value(&rolling).unwrap_or_default()),
+        )
     };
     let routed = routing.is_some_and(|r| one_router(r, &mut errors));
     let scale_down_delay = optional_duration(delay.0, delay.1, &mut errors).unwrap_or(DEFAULT_SCALE_DOWN_DELAY);
@@ -199,6 +302,7 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
     }
     Ok(StepPlan {
         strategy,
+        shape,
         steps,
         routed,
         analysis,
@@ -251,6 +355,99 @@ fn ab_test_steps(ab: &AbTestStrategy, analysed: bool, errors: &mut Vec<SpecError
             Step::Pause { duration: None },
         ],
     }
+}
+
+/// Blue/green is a preview at weight 0 (green at full size, no live
+/// traffic), an optional pause for `siskin promote`, and the switch, held
+/// for the rollback window. The preview holds like an A/B test does: with
+/// analysis until a conclusion or `previewDuration`, without it for
+/// `previewDuration`.
+fn blue_green_steps(bg: &BlueGreenStrategy, analysed: bool, errors: &mut Vec<SpecError>) -> Vec<Step> {
+    let preview = optional_duration(bg.preview_duration.as_ref(), "blueGreen.previewDuration", errors);
+    let (min, max) = match (analysed, preview) {
+        (true, max) => (Duration::ZERO, max),
+        (false, Some(d)) => (d, Some(d)),
+        (false, None) => (Duration::ZERO, Some(Duration::ZERO)),
+    };
+    let window = optional_duration(bg.scale_down_delay.as_ref(), "blueGreen.scaleDownDelay", errors)
+        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY);
+    let mut steps = vec![Step::Weight { weight: 0, min, max }];
+    if bg.auto_promote == Some(false) {
+        steps.push(Step::Pause { duration: None });
+    }
+    steps.push(Step::Switch { window });
+    steps
+}
+
+/// `maxSurge` and `maxUnavailable` in pods, rounded as a Deployment rounds
+/// them: surge up, unavailable down.
+fn rolling_bounds(rolling: &RollingStrategy, replicas: i32, errors: &mut Vec<SpecError>) -> (i32, i32) {
+    let mut pods =
+        |value: Option<&IntOrString>, default: IntOrString, field: &'static str, round_up: bool| match resolve_pods(
+            value.unwrap_or(&default),
+            replicas,
+            round_up,
+        ) {
+            Ok(pods) => pods,
+            Err(message) => {
+                errors.push(SpecError::RollingBound { field, message });
+                0
+            }
+        };
+    let surge = pods(
+        rolling.max_surge.as_ref(),
+        IntOrString::String("25%".into()),
+        "maxSurge",
+        true,
+    );
+    let unavailable = pods(
+        rolling.max_unavailable.as_ref(),
+        IntOrString::Int(0),
+        "maxUnavailable",
+        false,
+    );
+    if surge == 0 && unavailable == 0 && replicas > 0 {
+        errors.push(SpecError::RollingStuck);
+    }
+    (surge, unavailable)
+}
+
+fn resolve_pods(value: &IntOrString, replicas: i32, round_up: bool) -> Result<i32, String> {
+    match value {
+        IntOrString::Int(n) if *n >= 0 => Ok(*n),
+        IntOrString::Int(n) => Err(format!("{n} is negative")),
+        IntOrString::String(text) => {
+            let percent = text
+                .strip_suffix('%')
+                .and_then(|p| p.parse::<i64>().ok())
+                .filter(|p| (0..=100).contains(p))
+                .ok_or_else(|| format!("{text:?} is neither a number nor a percentage from 0% to 100%"))?;
+            let share = i64::from(replicas.max(0)) * percent;
+            let pods = if round_up { (share + 99) / 100 } else { share / 100 };
+            Ok(i32::try_from(pods).unwrap_or(replicas))
+        }
+    }
+}
+
+/// One step per batch of `batch` pods, each held by `batchHold`; the last
+/// batch, where the old revision has no pods left, is the promotion.
+fn rolling_steps(rolling: &RollingStrategy, replicas: i32, batch: i32, errors: &mut Vec<SpecError>) -> Vec<Step> {
+    let hold = rolling.batch_hold.clone().unwrap_or_default();
+    let (min, max) = hold_bounds(&hold, "rolling.batchHold", errors);
+    if batch <= 0 {
+        return Vec::new();
+    }
+    (1..)
+        .map(|k| k * batch)
+        .take_while(|canary| *canary < replicas)
+        .map(|canary| Step::Batch { canary, min, max })
+        .collect()
+}
+
+fn hold_bounds(hold: &Hold, field: &str, errors: &mut Vec<SpecError>) -> (Duration, Option<Duration>) {
+    let min = optional_duration(hold.min.as_ref(), &format!("{field}.min"), errors);
+    let max = optional_duration(hold.max.as_ref(), &format!("{field}.max"), errors);
+    (min.unwrap_or(Duration::ZERO), max)
 }
 
 fn canary_steps(canary: &CanaryStrategy, errors: &mut Vec<SpecError>) -> Vec<Step> {

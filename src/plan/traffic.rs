@@ -8,23 +8,29 @@ use super::decision::{Action, EventKind};
 use super::engine::{Ctx, POLL, ROUTE_MISSING_POLL};
 use super::observed::{RouteState, TrafficSplit};
 use super::progress::Pair;
-use super::steps::StepPlan;
+use super::rolling;
+use super::steps::{Shape, StepPlan};
 
-/// Returns true once `weight` percent of traffic, plus the requests with
-/// `matches`, reaches the canary and the data plane has accepted it;
-/// otherwise plans the next move and waits.
-pub(super) fn ensure(
-    ctx: &mut Ctx,
-    steps: &StepPlan,
-    pair: Pair,
-    weight: i32,
-    matches: Option<&[RequestMatch]>,
-) -> bool {
-    canary_pods(ctx, steps, pair, weight)
-        && stable_pods(ctx, steps, pair, weight)
-        && services(ctx, steps, pair)
+/// Returns true once the traffic of step `index` (its weight, plus the
+/// requests with its matches, or its share of the pods) reaches the canary
+/// and the data plane has accepted it; otherwise plans the next move and
+/// waits.
+pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> bool {
+    let weight = steps.weight_at(index);
+    let pods = match steps.shape {
+        Shape::Rolling { .. } => rolling::toward(ctx, steps, pair, steps.batch_at(index)),
+        Shape::Canary | Shape::BlueGreen => {
+            canary_pods(ctx, steps, pair, weight) && stable_pods(ctx, steps, pair, weight)
+        }
+    };
+    let active = if steps.active_on_canary_at(index) {
+        pair.canary
+    } else {
+        pair.stable
+    };
+    pods && services(ctx, steps, pair, active)
         && route_weights(ctx, steps, weight)
-        && route_matches(ctx, steps, matches)
+        && route_matches(ctx, steps, steps.matches_at(index))
 }
 
 fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
@@ -99,12 +105,29 @@ fn stable_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool
     false
 }
 
-fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool {
+/// Points the canary Service at the canary and the stable Service at
+/// `active`: the stable revision, or, once a blue/green rollout without a
+/// router switches, the canary.
+fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, active: &str) -> bool {
     let selected = &ctx.observed.services;
-    let stable_ok = selected.stable.as_deref() == Some(pair.stable);
+    let stable_ok = selected.stable.as_deref() == Some(active);
     let canary_ok = selected.canary.as_deref() == Some(pair.canary);
     if stable_ok && canary_ok {
         return true;
+    }
+    if canary_ok {
+        // One write: the blue/green switch, or putting stable back.
+        ctx.act(Action::SelectStable {
+            revision: active.to_string(),
+        });
+        if active == pair.canary {
+            let message = format!("all traffic switched to {}", pair.canary);
+            ctx.event(EventKind::Normal, "TrafficSwitched", message);
+        }
+        let message = format!("pointing the stable Service at {active}");
+        ctx.note(true, "SelectingRevisions", message);
+        ctx.requeue(POLL);
+        return false;
     }
     // Re-pointing the canary Service while it carries traffic would send
     // that traffic to pods nobody has judged: take the traffic back first.
@@ -124,12 +147,12 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool {
         return false;
     }
     ctx.act(Action::SelectRevisions {
-        stable: pair.stable.to_string(),
+        stable: active.to_string(),
         canary: pair.canary.to_string(),
     });
     let message = format!(
-        "pointing the stable Service at {} and the canary Service at {}",
-        pair.stable, pair.canary
+        "pointing the stable Service at {active} and the canary Service at {}",
+        pair.canary
     );
     ctx.note(true, "SelectingRevisions", message);
     ctx.requeue(POLL);

@@ -4,8 +4,10 @@
 
 mod ab_test;
 mod analysis;
+mod blue_green;
 mod lifecycle;
 mod requests;
+mod rolling;
 mod steps;
 
 use std::time::Duration;
@@ -79,7 +81,7 @@ pub fn spec(steps: Vec<CanaryStep>) -> RolloutSpec {
                 steps,
                 scale_down_delay: None,
             }),
-            ab_test: None,
+            ..RolloutStrategy::default()
         },
         analysis: None,
     }
