@@ -12,6 +12,7 @@ mod revision;
 mod rollout;
 mod schema;
 mod status;
+mod webhook;
 
 pub use duration::{Duration, DurationError};
 pub use request::{ManualRequest, REQUEST_ANNOTATION, RequestedAction};
@@ -26,6 +27,7 @@ pub use status::{
     AbortReason, AbortStatus, HandledRequest, PauseReason, PauseStatus, REQUEST_HISTORY, RolloutPhase, RolloutStatus,
     ScheduledScaleDown,
 };
+pub use webhook::{HookPhase, HookStatus, Webhook, WebhookFailurePolicy, WebhookType};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

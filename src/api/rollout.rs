@@ -65,6 +65,12 @@ pub struct RolloutSpec {
     /// Continuous canary-versus-stable analysis that gates the steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<RolloutAnalysis>,
+
+    /// HTTP calls at the moments of a rollout: gates that must pass and
+    /// notifications.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub webhooks: Vec<super::Webhook>,
 }
 
 fn default_replicas() -> i32 {

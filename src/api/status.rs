@@ -92,6 +92,11 @@ pub struct RolloutStatus {
     #[schemars(schema_with = "super::schema::preserved_object")]
     pub analysis: Option<serde_json::Value>,
 
+    /// The webhook calls of the current canary, and notifications not yet
+    /// delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::api::HookStatus>,
+
     /// Standard conditions: Progressing, Healthy, Paused, Aborted, InvalidSpec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -145,6 +150,8 @@ pub enum PauseReason {
     Manual,
     /// The analysis could not conclude and `onInconclusive` is `pause`.
     Inconclusive,
+    /// A gate webhook kept failing and its `onFailure` is `pause`.
+    Webhook,
 }
 
 impl PauseReason {
@@ -153,6 +160,7 @@ impl PauseReason {
             PauseReason::PauseStep => "PauseStep",
             PauseReason::Manual => "Manual",
             PauseReason::Inconclusive => "Inconclusive",
+            PauseReason::Webhook => "Webhook",
         }
     }
 }
@@ -173,6 +181,8 @@ pub enum AbortReason {
     Inconclusive,
     /// `siskin abort`.
     Manual,
+    /// A gate webhook kept failing and its `onFailure` is `abort`.
+    Webhook,
 }
 
 impl AbortReason {
@@ -181,6 +191,7 @@ impl AbortReason {
             AbortReason::Regression => "Regression",
             AbortReason::Inconclusive => "Inconclusive",
             AbortReason::Manual => "Manual",
+            AbortReason::Webhook => "Webhook",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod act;
 mod analysis;
 mod error;
+mod hooks;
 pub mod leader;
 pub mod metrics;
 mod observe;
@@ -47,6 +48,8 @@ pub struct Context {
     /// write replaced. A reconcile that finds the cache still at it would
     /// plan from a status we already moved past; it waits for the watch.
     pub superseded: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The client for webhook calls.
+    pub http: reqwest::Client,
 }
 
 /// Settings of the controller loop.
@@ -99,6 +102,7 @@ pub async fn run(
         client: client.clone(),
         metrics,
         superseded: Default::default(),
+        http: hooks::http_client(),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())

@@ -117,6 +117,7 @@ pub async fn observe(
         verdict: None,
         request: ManualRequest::from_rollout(rollout),
         workload_ref_replicas: desired.workload_ref_replicas,
+        hooks: Vec::new(),
     };
     Ok(World {
         observed,

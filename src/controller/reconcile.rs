@@ -14,11 +14,12 @@ use serde_json::json;
 
 use super::act::Target;
 use super::analysis::{self, AnalysisStatus};
+use super::hooks;
 use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
 use crate::api::conditions::{find_condition, types};
 use crate::api::{Rollout, RolloutStatus};
-use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, TrafficSplit, plan};
+use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, TrafficSplit, due_hooks, plan};
 use crate::routing::router_for;
 
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -62,6 +63,8 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         Err(e) => return Err(warn(ctx, rollout, e).await),
     };
     let now = Timestamp::now();
+    let due = due_hooks(&rollout.spec, rollout.status.as_ref(), now);
+    world.observed.hooks = hooks::call_all(&ctx.http, rollout, due).await;
     let analysis = analysis::evaluate(&ctx.client, ns, rollout, now).await;
     world.observed.verdict = analysis.as_ref().and_then(|a| a.verdict);
     let mut plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
@@ -286,6 +289,18 @@ async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &st
         secondary: None,
     };
     ctx.metrics.wrote("event");
+    let kind = if type_ == EventType::Warning {
+        "Warning"
+    } else {
+        "Normal"
+    };
+    hooks::forward_event(
+        &ctx.http,
+        rollout,
+        kind,
+        reason,
+        &event.note.clone().unwrap_or_default(),
+    );
     if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish event");
     }

@@ -12,7 +12,7 @@ use crate::api::{RolloutPhase, RolloutSpec, RolloutStatus};
 use super::decision::{Action, EventKind, Plan, PlanEvent};
 use super::observed::{Observed, RouteState, TrafficSplit};
 use super::steps::{Shape, SpecError, StepPlan, expand};
-use super::{lifecycle, progress, requests};
+use super::{hooks, lifecycle, progress, requests};
 
 /// How soon to look again while waiting on pods, Services or the data plane.
 /// Deployments are watched, so this is only a safety net for missed events.
@@ -211,6 +211,7 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
         ctx.requeue(ROUTE_MISSING_POLL);
         return;
     };
+    hooks::record_results(ctx);
     requests::handle(ctx, steps, &desired);
     match ctx.status.stable_revision.clone() {
         None => lifecycle::first_revision(ctx, steps, &desired),
@@ -239,6 +240,7 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
         }
     }
     lifecycle::retire_old_revisions(ctx, steps, &desired);
+    hooks::requeue_pending(ctx);
 }
 
 /// The canary's share as users get it: from the route once the data plane

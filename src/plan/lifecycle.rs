@@ -1,10 +1,11 @@
 //! The moments around the steps: the first revision, a new canary, the
 //! promotion, the abort, the steady state, and retiring old revisions.
 
-use crate::api::{AbortReason, AbortStatus, RolloutPhase, ScheduledScaleDown};
+use crate::api::{AbortReason, AbortStatus, RolloutPhase, ScheduledScaleDown, WebhookType};
 
 use super::decision::{Action, EventKind};
 use super::engine::{Ctx, POLL};
+use super::hooks;
 use super::observed::{RouteState, TrafficSplit};
 use super::progress::{self, Pair};
 use super::rolling;
@@ -152,6 +153,7 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     // The judges' state belongs to the canary it measured.
     status.analysis = None;
     status.canary_weight = Some(0);
+    hooks::forget_gates(ctx);
     let Some(previous) = previous else {
         let message = format!("rolling out {}; stable is {}", pair.canary, pair.stable);
         ctx.event(EventKind::Normal, "NewRevision", message);
@@ -188,6 +190,9 @@ pub(super) fn abort(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, reason: AbortRe
 /// Records an abort in the status; `hold_aborted` does the rest.
 pub(super) fn mark_aborted(ctx: &mut Ctx, reason: AbortReason, message: String) {
     ctx.event(EventKind::Warning, "Aborted", message.clone());
+    if let Some(canary) = ctx.status.canary_revision.clone() {
+        hooks::notify(ctx, WebhookType::Rollback, &canary);
+    }
     ctx.status.abort = Some(AbortStatus {
         reason,
         message,
@@ -297,6 +302,7 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         }
     }
     ctx.status.stable_revision = Some(pair.canary.to_string());
+    hooks::notify(ctx, WebhookType::PostRollout, pair.canary);
     clear_rollout(ctx);
     ctx.phase(RolloutPhase::Healthy);
     let message = format!("{} promoted to stable; {} retires", pair.canary, pair.stable);

@@ -106,6 +106,9 @@ pub struct Observed {
     pub request: Option<ManualRequest>,
     /// `spec.replicas` of the `workloadRef` Deployment, when there is one.
     pub workload_ref_replicas: Option<i32>,
+    /// The answers of the webhook calls made for this reconcile (see
+    /// [`super::due_hooks`]).
+    pub hooks: Vec<super::HookResult>,
 }
 
 impl Observed {

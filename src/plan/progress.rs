@@ -7,13 +7,13 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::analysis::Verdict;
-use crate::api::{AbortReason, InconclusivePolicy, PauseReason, PauseStatus, RolloutPhase};
+use crate::api::{AbortReason, InconclusivePolicy, PauseReason, PauseStatus, RolloutPhase, WebhookType};
 
 use super::decision::EventKind;
 use super::engine::{ANALYSIS_POLL, Ctx};
-use super::lifecycle;
 use super::steps::{Shape, Step, StepPlan};
 use super::traffic;
+use super::{hooks, lifecycle};
 
 /// The two revisions of an in-flight rollout.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +44,7 @@ pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     {
         let message = match pause.reason {
             PauseReason::Manual => "paused by request; `siskin resume` continues".to_string(),
+            PauseReason::Webhook => "paused: a webhook failed; `siskin resume` calls it again".to_string(),
             _ => "paused: the analysis is inconclusive; `siskin resume`, `promote` or `abort`".to_string(),
         };
         ctx.phase(RolloutPhase::Paused);
@@ -54,7 +55,12 @@ pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     for _ in 0..=steps.steps.len() {
         let index = current_index(ctx);
         if index >= steps.steps.len() {
-            lifecycle::promote(ctx, steps, pair);
+            // Blue/green confirmed before its switch, which was the promotion.
+            let confirmed =
+                steps.shape == Shape::BlueGreen || hooks::gate(ctx, steps, pair, WebhookType::ConfirmPromotion, None);
+            if confirmed {
+                lifecycle::promote(ctx, steps, pair);
+            }
             return;
         }
         match run_step(ctx, steps, pair, index) {

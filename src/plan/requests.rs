@@ -5,9 +5,9 @@ use crate::api::{AbortReason, HandledRequest, PauseReason, PauseStatus, REQUEST_
 
 use super::decision::EventKind;
 use super::engine::Ctx;
-use super::lifecycle;
 use super::progress::{advance, current_index};
 use super::steps::StepPlan;
+use super::{hooks, lifecycle};
 
 /// Applies a pending request to the status; the dispatch that follows turns
 /// the new status into actions in the same plan.
@@ -58,6 +58,8 @@ fn apply(ctx: &mut Ctx, steps: &StepPlan, desired: &str, action: RequestedAction
         }
         RequestedAction::Retry => "ignored: not aborted".into(),
         _ if aborted => "ignored: the rollout is aborted; retry first".into(),
+        // A confirmPromotion webhook that failed pauses at the promotion.
+        RequestedAction::Resume if promoting && ctx.status.pause.is_some() => resume(ctx, steps, index),
         _ if promoting => "ignored: promotion is under way".into(),
         RequestedAction::Pause if ctx.status.pause.is_some() => "ignored: already paused".into(),
         RequestedAction::Pause => {
@@ -82,6 +84,7 @@ fn apply(ctx: &mut Ctx, steps: &StepPlan, desired: &str, action: RequestedAction
 }
 
 fn retry(ctx: &mut Ctx) {
+    hooks::forget_gates(ctx);
     let status = &mut ctx.status;
     status.abort = None;
     status.current_step_index = Some(0);
@@ -100,6 +103,11 @@ fn resume(ctx: &mut Ctx, steps: &StepPlan, index: usize) -> String {
         Some(PauseReason::PauseStep) => {
             advance(ctx, steps, index);
             format!("step {} completed by request", index + 1)
+        }
+        Some(PauseReason::Webhook) => {
+            ctx.status.pause = None;
+            hooks::reopen_failed(ctx);
+            format!("resumed; step {} calls its failed webhooks again", index + 1)
         }
         Some(PauseReason::Manual | PauseReason::Inconclusive) => {
             ctx.status.pause = None;

@@ -206,6 +206,10 @@ pub enum SpecError {
     RollingBound { field: &'static str, message: String },
     #[error("rolling: maxSurge and maxUnavailable must not both be zero")]
     RollingStuck,
+    #[error("webhooks: the name {name:?} is used twice")]
+    WebhookNameTaken { name: String },
+    #[error("webhooks[{index}].url must be an absolute http:// or https:// URL")]
+    WebhookUrl { index: usize },
 }
 
 impl SpecError {
@@ -227,6 +231,8 @@ impl SpecError {
             SpecError::NoAnalysisTemplates => "no_analysis_templates",
             SpecError::RollingBound { .. } => "rolling_bound",
             SpecError::RollingStuck => "rolling_stuck",
+            SpecError::WebhookNameTaken { .. } => "webhook_name_taken",
+            SpecError::WebhookUrl { .. } => "webhook_url",
         }
     }
 }
@@ -244,6 +250,7 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
     if spec.analysis.as_ref().is_some_and(|a| a.templates.is_empty()) {
         errors.push(SpecError::NoAnalysisTemplates);
     }
+    check_webhooks(spec, &mut errors);
     let analysis = spec.analysis.as_ref().map(|a| a.on_inconclusive);
     let strategy = &spec.strategy;
     let chosen = [
@@ -310,6 +317,25 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
         replicas: spec.replicas,
         hash,
     })
+}
+
+fn check_webhooks(spec: &RolloutSpec, errors: &mut Vec<SpecError>) {
+    let mut names = std::collections::BTreeSet::new();
+    for (index, hook) in spec.webhooks.iter().enumerate() {
+        if !names.insert(hook.name.as_str()) {
+            errors.push(SpecError::WebhookNameTaken {
+                name: hook.name.clone(),
+            });
+        }
+        let url = hook.url.as_str();
+        let absolute = ["http://", "https://"]
+            .iter()
+            .any(|scheme| url.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()));
+        if !absolute {
+            errors.push(SpecError::WebhookUrl { index });
+        }
+        optional_duration(hook.timeout.as_ref(), &format!("webhooks[{index}].timeout"), errors);
+    }
 }
 
 /// Whether `routing` names exactly one router; records the error if not.

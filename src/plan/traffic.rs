@@ -2,14 +2,15 @@
 //! Services selecting the right revisions, then one route write, then the
 //! data plane's acceptance.
 
-use crate::api::{RequestMatch, RolloutSpec};
+use crate::api::{RequestMatch, RolloutSpec, WebhookType};
 
 use super::decision::{Action, EventKind};
 use super::engine::{Ctx, POLL, ROUTE_MISSING_POLL};
+use super::hooks;
 use super::observed::{RouteState, TrafficSplit};
 use super::progress::Pair;
 use super::rolling;
-use super::steps::{Shape, StepPlan};
+use super::steps::{Shape, Step, StepPlan};
 
 /// Returns true once the traffic of step `index` (its weight, plus the
 /// requests with its matches, or its share of the pods) reaches the canary
@@ -17,20 +18,37 @@ use super::steps::{Shape, StepPlan};
 /// waits.
 pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> bool {
     let weight = steps.weight_at(index);
-    let pods = match steps.shape {
-        Shape::Rolling { .. } => rolling::toward(ctx, steps, pair, steps.batch_at(index)),
-        Shape::Canary | Shape::BlueGreen => {
-            canary_pods(ctx, steps, pair, weight) && stable_pods(ctx, steps, pair, weight)
-        }
-    };
     let active = if steps.active_on_canary_at(index) {
         pair.canary
     } else {
         pair.stable
     };
-    pods && services(ctx, steps, pair, active)
-        && route_weights(ctx, steps, weight)
-        && route_matches(ctx, steps, steps.matches_at(index))
+    let ready = match steps.shape {
+        // A rolling update's traffic is its pods: the gates come first.
+        Shape::Rolling { .. } => {
+            gates(ctx, steps, pair, index)
+                && rolling::toward(ctx, steps, pair, steps.batch_at(index))
+                && services(ctx, steps, pair, active)
+        }
+        Shape::Canary | Shape::BlueGreen => {
+            canary_pods(ctx, steps, pair, weight)
+                && stable_pods(ctx, steps, pair, weight)
+                && services(ctx, steps, pair, active)
+                && gates(ctx, steps, pair, index)
+        }
+    };
+    ready && route_weights(ctx, steps, weight) && route_matches(ctx, steps, steps.matches_at(index))
+}
+
+/// The webhooks that must pass before step `index` moves traffic: the
+/// pre-rollout ones before the first, the rollout ones before each, and
+/// the confirm-promotion ones before a blue/green switch.
+fn gates(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> bool {
+    let step = i32::try_from(index).ok();
+    (index > 0 || hooks::gate(ctx, steps, pair, WebhookType::PreRollout, None))
+        && hooks::gate(ctx, steps, pair, WebhookType::Rollout, step)
+        && (!matches!(steps.steps.get(index), Some(Step::Switch { .. }))
+            || hooks::gate(ctx, steps, pair, WebhookType::ConfirmPromotion, None))
 }
 
 fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {

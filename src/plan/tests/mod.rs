@@ -5,6 +5,7 @@
 mod ab_test;
 mod analysis;
 mod blue_green;
+mod hooks;
 mod lifecycle;
 mod requests;
 mod rolling;
@@ -84,6 +85,7 @@ pub fn spec(steps: Vec<CanaryStep>) -> RolloutSpec {
             ..RolloutStrategy::default()
         },
         analysis: None,
+        webhooks: Vec::new(),
     }
 }
 
