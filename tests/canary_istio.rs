@@ -226,3 +226,71 @@ async fn ab_test_on_a_virtual_service_adds_one_named_route_first_and_removes_it_
     assert_eq!(after, users_routes, "the VirtualService is the user's again");
     delete_rollouts(&ns).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn mirroring_stage_carries_the_mirror_on_the_named_route_and_drops_it_after() {
+    let ns = TestNamespace::new("mirror-istio").await;
+    virtual_service(&ns).await;
+    let before = http_routes(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let routing = json!({"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}});
+    let mut rollout = canary_rollout("demo", "demo", "v1", routing, json!([{"weight": 20}, {"pause": {}}]));
+    rollout.spec.strategy.canary.as_mut().expect("canary").mirror =
+        serde_json::from_value(json!({"percent": 50, "hold": {"min": "1h"}})).expect("mirror");
+    create(&ns.api(), &rollout).await;
+    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    assert_eq!(http_routes(&ns).await, before, "no mirror before a release");
+
+    release_version(&ns, "demo", "v2").await;
+    wait_rollout(&ns, "demo", "the mirror stage holding", |s| {
+        s.current_step_index == Some(0) && s.step_started_at.is_some()
+    })
+    .await;
+    let primary = http_route(&ns, "primary").await;
+    println!("mirror stage: primary route {primary}");
+    assert_eq!(
+        primary["mirror"],
+        json!({"host": "demo-canary", "port": {"number": 80}}),
+        "the canary destination as the route names it"
+    );
+    assert_eq!(primary["mirrorPercentage"]["value"].as_f64(), Some(50.0));
+    assert_eq!(
+        primary_weights(&ns).await,
+        split(100, 0),
+        "users stay on stable while mirrored"
+    );
+    assert_eq!(
+        http_route(&ns, "other").await,
+        before[0],
+        "the other route stays untouched"
+    );
+
+    siskin(&["promote", "demo", "-n", &ns.name]).await;
+    wait_rollout(&ns, "demo", "the first weight step", |s| {
+        s.canary_weight == Some(20) && s.observed_canary_weight == Some(20) && s.phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let primary = http_route(&ns, "primary").await;
+    assert!(
+        primary.get("mirror").is_none(),
+        "the mirror is gone after its stage: {primary}"
+    );
+    assert!(primary.get("mirrorPercentage").is_none(), "{primary}");
+    assert_eq!(primary_weights(&ns).await, split(80, 20));
+
+    siskin(&["promote", "demo", "-n", &ns.name]).await;
+    wait_rollout(&ns, "demo", "v2 promoted", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.canary_revision.is_none()
+    })
+    .await;
+    assert_eq!(
+        http_routes(&ns).await,
+        before,
+        "the VirtualService is as the user wrote it"
+    );
+    delete_rollouts(&ns).await;
+}

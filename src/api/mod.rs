@@ -19,8 +19,8 @@ pub use request::{ManualRequest, REQUEST_ANNOTATION, RequestedAction};
 pub use revision::{REVISION_LABEL, ROLLOUT_LABEL, revision_hash, revision_of_value};
 pub use rollout::{
     AbTestStrategy, AnalysisArg, AnalysisTemplateRef, BlueGreenStrategy, CanaryStep, CanaryStrategy, GatewayApiRouting,
-    HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName, MAX_STEPS, PauseStep, RequestMatch,
-    RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec, RolloutStrategy, ServiceRef, TrafficRouting,
+    HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName, MAX_STEPS, MirrorStage, PauseStep,
+    RequestMatch, RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec, RolloutStrategy, ServiceRef, TrafficRouting,
     VirtualServiceRef, WorkloadRef,
 };
 pub use status::{

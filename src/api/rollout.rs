@@ -270,6 +270,25 @@ pub struct CanaryStrategy {
     /// Defaults to 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay: Option<Duration>,
+
+    /// A first stage before the steps: a copy of live traffic goes to the
+    /// canary (its answers are dropped) while all users stay on stable.
+    /// Istio VirtualServices only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorStage>,
+}
+
+/// Traffic mirroring as the first stage of a canary.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MirrorStage {
+    /// The share of requests copied to the canary, in percent. Defaults to
+    /// 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub percent: Option<i32>,
+    /// How long the stage lasts, gated by the analysis as a weight step is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
 }
 
 /// Exactly one traffic router.

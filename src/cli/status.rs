@@ -40,6 +40,7 @@ pub fn render(rollout: &Rollout) -> String {
                     Step::Pause { duration: Some(d) } => format!("pause {}s", d.as_secs()),
                     Step::Pause { duration: None } => "pause".to_string(),
                     Step::Match { .. } => "A/B match".to_string(),
+                    Step::Mirror { percent, .. } => format!("mirror {percent}%"),
                     Step::Switch { window } => format!("switch (rollback {}s)", window.as_secs()),
                     Step::Batch { canary, .. } => format!("{canary}/{} pods", steps.replicas),
                 };

@@ -65,6 +65,10 @@ impl Target<'_> {
                 Some(router) => Ok(router.set_weights(*split).await?),
                 None => Ok(()),
             },
+            Action::SetMirror(percent) => match self.router {
+                Some(router) => Ok(router.set_mirror(*percent).await?),
+                None => Ok(()),
+            },
             Action::SetMatches(matches) => match self.router {
                 Some(router) => Ok(router.set_matches(matches.as_deref()).await?),
                 None => Ok(()),

@@ -125,8 +125,8 @@ impl Metrics {
             Action::Scale { .. } | Action::ScaleDownWorkloadRef => self.wrote("deployment_scale"),
             Action::SelectRevisions { .. } => (0..2).for_each(|_| self.wrote("service_apply")),
             Action::SelectStable { .. } => self.wrote("service_apply"),
-            Action::SetWeights(_) | Action::SetMatches(_) if routed => self.wrote("route_patch"),
-            Action::SetWeights(_) | Action::SetMatches(_) => {}
+            Action::SetWeights(_) | Action::SetMatches(_) | Action::SetMirror(_) if routed => self.wrote("route_patch"),
+            Action::SetWeights(_) | Action::SetMatches(_) | Action::SetMirror(_) => {}
         }
     }
 

@@ -31,6 +31,9 @@ pub enum Action {
     /// sending requests with these matches to the canary, or remove it
     /// (`None`). The user's rules are never rewritten.
     SetMatches(Option<Vec<RequestMatch>>),
+    /// One write to the route: mirror this share of traffic (percent) to
+    /// the canary, or stop mirroring (`None`).
+    SetMirror(Option<i32>),
     /// Scale the user's `workloadRef` Deployment to zero: Siskin's own
     /// Deployment of the same template serves now.
     ScaleDownWorkloadRef,

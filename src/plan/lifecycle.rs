@@ -89,7 +89,11 @@ fn all_stable_on_route(ctx: &mut Ctx) -> bool {
             split,
             accepted,
             matches,
+            mirror,
         }) => {
+            if mirror.is_some() {
+                ctx.act(Action::SetMirror(None));
+            }
             if split != Some(TrafficSplit::ALL_STABLE) {
                 ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
                 ctx.note(false, "ShiftingTraffic", "returning all traffic to stable".into());
@@ -229,6 +233,9 @@ pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         if ctx.observed.has_matches() {
             ctx.act(Action::SetMatches(None));
         }
+        if ctx.observed.mirror().is_some() {
+            ctx.act(Action::SetMirror(None));
+        }
     } else if ctx.observed.revision(pair.canary).is_some_and(|c| c.replicas > 0) {
         // Without a router the canary's pods are its traffic: remove them
         // now rather than after the scale-down delay.
@@ -299,6 +306,9 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         }
         if ctx.observed.has_matches() {
             ctx.act(Action::SetMatches(None));
+        }
+        if ctx.observed.mirror().is_some() {
+            ctx.act(Action::SetMirror(None));
         }
     }
     ctx.status.stable_revision = Some(pair.canary.to_string());
@@ -393,7 +403,8 @@ fn carries_traffic(ctx: &Ctx, steps: &StepPlan, revision: &str) -> bool {
             split,
             accepted,
             matches,
-        }) => *split != Some(TrafficSplit::ALL_STABLE) || !accepted || matches.is_some(),
+            mirror,
+        }) => *split != Some(TrafficSplit::ALL_STABLE) || !accepted || matches.is_some() || mirror.is_some(),
         _ => false,
     };
     canary_selects && route_sends_canary_traffic

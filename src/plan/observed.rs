@@ -53,6 +53,9 @@ pub enum RouteState {
         /// The request matches of Siskin's own match rule (A/B tests), if
         /// the route has that rule.
         matches: Option<Vec<RequestMatch>>,
+        /// The share of traffic mirrored to the canary, in percent, if the
+        /// route mirrors to it.
+        mirror: Option<i32>,
     },
 }
 
@@ -121,6 +124,14 @@ impl Observed {
     /// requests to the canary.
     pub fn has_matches(&self) -> bool {
         matches!(&self.route, Some(RouteState::Present { matches: Some(_), .. }))
+    }
+
+    /// The share of traffic the route mirrors to the canary, if any.
+    pub fn mirror(&self) -> Option<i32> {
+        match &self.route {
+            Some(RouteState::Present { mirror, .. }) => *mirror,
+            _ => None,
+        }
     }
 
     /// The split on the route, when it is known.

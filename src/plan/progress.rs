@@ -121,7 +121,7 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     };
     let label = step_label(steps, index, weight);
     match step {
-        Step::Weight { min, max, .. } | Step::Match { min, max, .. } => {
+        Step::Weight { min, max, .. } | Step::Match { min, max, .. } | Step::Mirror { min, max, .. } => {
             gate(ctx, steps, steps.analysis, pair, &label, started, (min, max))
         }
         // A rolling update's analysis runs in the background: a regression
@@ -176,6 +176,7 @@ fn step_label(steps: &StepPlan, index: usize, weight: i32) -> String {
     let traffic = match (steps.matches_at(index), &steps.steps[index]) {
         (Some(matches), _) => format!("requests matching {}", describe_matches(matches)),
         (None, Step::Switch { .. }) => "switched".to_string(),
+        (None, Step::Mirror { percent, .. }) => format!("mirror {percent}%"),
         (None, Step::Batch { .. }) => format!("{}/{} new pods", steps.batch_at(index), steps.replicas),
         (None, _) if steps.shape == Shape::BlueGreen && weight == 0 => "preview".to_string(),
         (None, _) => format!("weight {weight}"),

@@ -10,7 +10,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{
     AbTestStrategy, BlueGreenStrategy, CanaryStep, CanaryStrategy, Duration as SpecDuration, DurationError, Hold,
-    InconclusivePolicy, MAX_STEPS, RequestMatch, RollingStrategy, RolloutSpec, TrafficRouting, revision_of_value,
+    InconclusivePolicy, MAX_STEPS, MirrorStage, RequestMatch, RollingStrategy, RolloutSpec, TrafficRouting,
+    revision_of_value,
 };
 
 /// How long the previous revision stays up after it stops receiving traffic
@@ -39,6 +40,13 @@ pub enum Step {
     /// stay 100/0) and hold between `min` and `max`, as a weight step does.
     Match {
         matches: Vec<RequestMatch>,
+        min: Duration,
+        max: Option<Duration>,
+    },
+    /// Copy `percent` of live traffic to the canary (weights stay 100/0)
+    /// and hold between `min` and `max`, as a weight step does.
+    Mirror {
+        percent: i32,
         min: Duration,
         max: Option<Duration>,
     },
@@ -112,6 +120,18 @@ impl StepPlan {
         }
         match self.traffic_step_at(index) {
             Some(Step::Match { matches, .. }) => Some(matches),
+            _ => None,
+        }
+    }
+
+    /// The share of traffic mirrored to the canary at step `index`: a pause
+    /// keeps the mirror of the step before it.
+    pub fn mirror_at(&self, index: usize) -> Option<i32> {
+        if index >= self.steps.len() {
+            return None;
+        }
+        match self.traffic_step_at(index) {
+            Some(Step::Mirror { percent, .. }) => Some(*percent),
             _ => None,
         }
     }
@@ -206,6 +226,10 @@ pub enum SpecError {
     RollingBound { field: &'static str, message: String },
     #[error("rolling: maxSurge and maxUnavailable must not both be zero")]
     RollingStuck,
+    #[error("canary.mirror needs an Istio VirtualService in canary.trafficRouting")]
+    MirrorNeedsIstio,
+    #[error("canary.mirror.percent {percent} is not between 1 and 100")]
+    MirrorPercent { percent: i32 },
     #[error("webhooks: the name {name:?} is used twice")]
     WebhookNameTaken { name: String },
     #[error("webhooks[{index}].url must be an absolute http:// or https:// URL")]
@@ -231,6 +255,8 @@ impl SpecError {
             SpecError::NoAnalysisTemplates => "no_analysis_templates",
             SpecError::RollingBound { .. } => "rolling_bound",
             SpecError::RollingStuck => "rolling_stuck",
+            SpecError::MirrorNeedsIstio => "mirror_needs_istio",
+            SpecError::MirrorPercent { .. } => "mirror_percent",
             SpecError::WebhookNameTaken { .. } => "webhook_name_taken",
             SpecError::WebhookUrl { .. } => "webhook_url",
         }
@@ -270,7 +296,7 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
             canary_steps(canary, &mut errors),
             canary.traffic_routing.as_ref(),
             (canary.scale_down_delay.as_ref(), "canary.scaleDownDelay"),
-            revision_of_value(&serde_json::to_value(&canary.steps).unwrap_or_default()),
+            canary_hash(canary),
         )
     } else if let Some(ab) = spec.ab_test() {
         (
@@ -335,6 +361,15 @@ fn check_webhooks(spec: &RolloutSpec, errors: &mut Vec<SpecError>) {
             errors.push(SpecError::WebhookUrl { index });
         }
         optional_duration(hook.timeout.as_ref(), &format!("webhooks[{index}].timeout"), errors);
+    }
+}
+
+/// Identifies a canary's stages. Without a mirror it is the hash of the
+/// steps alone, as it always was, so rollouts in flight keep their place.
+fn canary_hash(canary: &CanaryStrategy) -> String {
+    match &canary.mirror {
+        None => revision_of_value(&serde_json::to_value(&canary.steps).unwrap_or_default()),
+        Some(mirror) => revision_of_value(&json!({"steps": canary.steps, "mirror": mirror})),
     }
 }
 
@@ -481,13 +516,29 @@ fn canary_steps(canary: &CanaryStrategy, errors: &mut Vec<SpecError>) -> Vec<Ste
         errors.push(SpecError::StepCount);
     }
     let mut previous = 0;
-    let mut steps = Vec::with_capacity(canary.steps.len());
+    let mut steps = Vec::with_capacity(canary.steps.len() + 1);
+    if let Some(mirror) = &canary.mirror {
+        steps.push(mirror_step(canary, mirror, errors));
+    }
     for (index, step) in canary.steps.iter().enumerate() {
         if let Some(step) = one_step(index, step, &mut previous, errors) {
             steps.push(step);
         }
     }
     steps
+}
+
+fn mirror_step(canary: &CanaryStrategy, mirror: &MirrorStage, errors: &mut Vec<SpecError>) -> Step {
+    let istio = canary.traffic_routing.as_ref().is_some_and(|r| r.istio.is_some());
+    if !istio {
+        errors.push(SpecError::MirrorNeedsIstio);
+    }
+    let percent = mirror.percent.unwrap_or(100);
+    if !(1..=100).contains(&percent) {
+        errors.push(SpecError::MirrorPercent { percent });
+    }
+    let (min, max) = hold_bounds(&mirror.hold.clone().unwrap_or_default(), "canary.mirror.hold", errors);
+    Step::Mirror { percent, min, max }
 }
 
 fn one_step(index: usize, step: &CanaryStep, previous: &mut i32, errors: &mut Vec<SpecError>) -> Option<Step> {

@@ -37,7 +37,10 @@ pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) 
                 && gates(ctx, steps, pair, index)
         }
     };
-    ready && route_weights(ctx, steps, weight) && route_matches(ctx, steps, steps.matches_at(index))
+    ready
+        && route_mirror(ctx, steps, steps.mirror_at(index))
+        && route_weights(ctx, steps, weight)
+        && route_matches(ctx, steps, steps.matches_at(index))
 }
 
 /// The webhooks that must pass before step `index` moves traffic: the
@@ -153,9 +156,12 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, active: &str) -> bool {
         &ctx.observed.route,
         Some(RouteState::Present { split, .. }) if *split != Some(TrafficSplit::ALL_STABLE)
     );
-    if steps.routed && !canary_ok && (canary_carries_traffic || ctx.observed.has_matches()) {
+    let mirrored = ctx.observed.mirror().is_some();
+    if steps.routed && !canary_ok && (canary_carries_traffic || ctx.observed.has_matches() || mirrored) {
         ctx.act(if canary_carries_traffic {
             Action::SetWeights(TrafficSplit::ALL_STABLE)
+        } else if mirrored {
+            Action::SetMirror(None)
         } else {
             Action::SetMatches(None)
         });
@@ -223,6 +229,30 @@ fn shifting(ctx: &mut Ctx, weight: i32) {
     );
     ctx.note(true, "ShiftingTraffic", message);
     ctx.requeue(POLL);
+}
+
+/// Starts or stops mirroring as the step wants, before any weight moves: a
+/// canary never gets a copy of traffic besides its own share. Runs before
+/// `route_weights`, which reports a missing route.
+fn route_mirror(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<i32>) -> bool {
+    if !steps.routed || !matches!(ctx.observed.route, Some(RouteState::Present { .. })) {
+        return true;
+    }
+    if ctx.observed.mirror() == wanted {
+        return true;
+    }
+    ctx.act(Action::SetMirror(wanted));
+    let message = match wanted {
+        Some(percent) => {
+            let message = format!("mirroring {percent}% of traffic to the canary");
+            ctx.event(EventKind::Normal, "TrafficMirrored", message.clone());
+            message
+        }
+        None => "stopping the mirror to the canary".to_string(),
+    };
+    ctx.note(true, "ShiftingTraffic", message);
+    ctx.requeue(POLL);
+    false
 }
 
 /// Puts Siskin's match rule on the route as the step wants it (or takes it

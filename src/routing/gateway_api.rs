@@ -64,6 +64,7 @@ impl TrafficRouter for HttpRouteRouter {
                         split,
                         accepted,
                         matches: match_rule_matches(&route, &self.match_rule),
+                        mirror: None,
                     },
                     other => other,
                 }),
@@ -184,6 +185,7 @@ pub fn route_state(route: &HttpRoute, backends: &Backends) -> RouteState {
         split: agreed_split(splits),
         accepted: accepted(route),
         matches: None,
+        mirror: None,
     }
 }
 

@@ -77,6 +77,16 @@ impl TrafficRouter for VirtualServiceRouter {
         })
     }
 
+    fn set_mirror(&self, percent: Option<i32>) -> BoxFuture<'_, Result<(), RoutingError>> {
+        Box::pin(async move {
+            let vs = self.get().await?;
+            match mirror_patch(&vs, &self.routes, &self.backends, percent)? {
+                Some(patch) => self.patch(patch).await,
+                None => Ok(()),
+            }
+        })
+    }
+
     fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
         Box::pin(async move {
             let vs = self.get().await?;
@@ -227,7 +237,97 @@ pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends, m
         split: agreed_split(splits),
         accepted: accepted(vs),
         matches: match_route_matches(vs, match_route),
+        mirror: mirror_percent(vs, names, backends),
     }
+}
+
+/// The share mirrored to the canary by the weighted routes: the first
+/// route's `mirrorPercentage` whose mirror names the canary Service (100
+/// when it has none, as in Istio).
+pub fn mirror_percent(vs: &VirtualService, names: &[String], backends: &Backends) -> Option<i32> {
+    let namespace = vs.namespace().unwrap_or_default();
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let managed = managed_routes(vs, names, backends).ok()?;
+    managed.iter().find_map(|m| {
+        let route = &http[m.index];
+        let mirror = route.mirror.as_ref()?;
+        if !names_service(&mirror.host, &backends.canary, &namespace) {
+            return None;
+        }
+        let percent = route.mirror_percentage.as_ref().and_then(|p| p.value).unwrap_or(100.0);
+        // Percentages Siskin writes are whole; others round to the nearest.
+        Some(percent.round().clamp(0.0, 100.0) as i32)
+    })
+}
+
+/// The exact JSON Patch that mirrors `percent` of each weighted route's
+/// traffic to the canary destination as the route names it (host, port),
+/// or that removes Siskin's mirror (`None`); `None` when already so. A
+/// mirror of the user's to another host is never touched.
+pub fn mirror_patch(
+    vs: &VirtualService,
+    names: &[String],
+    backends: &Backends,
+    percent: Option<i32>,
+) -> Result<Option<Patch>, RoutingError> {
+    if mirror_percent(vs, names, backends) == percent {
+        return Ok(None);
+    }
+    let namespace = vs.namespace().unwrap_or_default();
+    let http = vs.spec.http.as_deref().unwrap_or_default();
+    let mut ops = vec![PatchOperation::Test(TestOperation {
+        path: pointer(&["metadata", "resourceVersion"]),
+        value: vs.metadata.resource_version.clone().unwrap_or_default().into(),
+    })];
+    for managed in managed_routes(vs, names, backends)? {
+        let route = &http[managed.index];
+        let index = managed.index.to_string();
+        let ours = route
+            .mirror
+            .as_ref()
+            .is_some_and(|m| names_service(&m.host, &backends.canary, &namespace));
+        match percent {
+            Some(percent) => {
+                if route.mirror.is_some() && !ours {
+                    return Err(RoutingError::Unsupported {
+                        route: format!("VirtualService {}", vs.name_any()),
+                        what: format!("mirroring on HTTP route {index}, which already mirrors elsewhere;"),
+                    });
+                }
+                let canary = managed
+                    .destinations
+                    .iter()
+                    .find(|(_, svc)| *svc == backends.canary)
+                    .and_then(|(j, _)| route.route.as_deref()?.get(*j))
+                    .map(|r| &r.destination)
+                    .ok_or_else(|| missing(format!("VirtualService {}", vs.name_any()), backends))?;
+                let mut mirror = json!({"host": canary.host});
+                if let Some(port) = &canary.port {
+                    mirror["port"] = serde_json::to_value(port).unwrap_or_default();
+                }
+                ops.push(PatchOperation::Add(AddOperation {
+                    path: pointer(&["spec", "http", &index, "mirror"]),
+                    value: mirror,
+                }));
+                ops.push(PatchOperation::Add(AddOperation {
+                    path: pointer(&["spec", "http", &index, "mirrorPercentage"]),
+                    value: json!({"value": f64::from(percent)}),
+                }));
+            }
+            None if ours => {
+                ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: pointer(&["spec", "http", &index, "mirror"]),
+                }));
+                if route.mirror_percentage.is_some() {
+                    ops.push(PatchOperation::Remove(RemoveOperation {
+                        path: pointer(&["spec", "http", &index, "mirrorPercentage"]),
+                    }));
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(Some(Patch(ops)))
 }
 
 /// The indices of Siskin's match routes (normally none or one).

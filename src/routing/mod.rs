@@ -35,6 +35,12 @@ pub trait TrafficRouter: Send + Sync {
     /// route changed underneath; observe again and re-plan.
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>>;
 
+    /// Mirrors `percent` of the traffic of the weighted rules to the canary
+    /// (or stops, `None`) in one request. Routers without support refuse.
+    fn set_mirror(&self, percent: Option<i32>) -> BoxFuture<'_, Result<(), RoutingError>> {
+        mirror_unsupported(self.describe(), percent)
+    }
+
     /// Adds (or replaces) the one rule Siskin owns on the route, sending
     /// requests with `matches` to the canary, or removes it (`None`), in
     /// one request. Routers without support refuse to add it.
@@ -50,6 +56,19 @@ pub trait TrafficRouter: Send + Sync {
             }
         })
     }
+}
+
+/// Default of [`TrafficRouter::set_mirror`] for routers without mirroring.
+fn mirror_unsupported(route: String, percent: Option<i32>) -> BoxFuture<'static, Result<(), RoutingError>> {
+    Box::pin(async move {
+        match percent {
+            None => Ok(()),
+            Some(_) => Err(RoutingError::Unsupported {
+                route,
+                what: "traffic mirroring".to_string(),
+            }),
+        }
+    })
 }
 
 /// The name of the rule Siskin adds to a route for an A/B test's matches.

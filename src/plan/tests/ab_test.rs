@@ -40,6 +40,7 @@ fn ab_world(spec: &RolloutSpec, rule: bool) -> Observed {
         split: Some(TrafficSplit::ALL_STABLE),
         accepted: true,
         matches: rule.then(beta),
+        mirror: None,
     });
     observed
 }

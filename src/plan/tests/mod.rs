@@ -7,6 +7,7 @@ mod analysis;
 mod blue_green;
 mod hooks;
 mod lifecycle;
+mod mirror;
 mod requests;
 mod rolling;
 mod steps;
@@ -81,6 +82,7 @@ pub fn spec(steps: Vec<CanaryStep>) -> RolloutSpec {
                 }),
                 steps,
                 scale_down_delay: None,
+                mirror: None,
             }),
             ..RolloutStrategy::default()
         },
@@ -126,6 +128,7 @@ pub fn route(canary_weight: i32, accepted: bool) -> Option<RouteState> {
         split: Some(TrafficSplit::canary_percent(canary_weight)),
         accepted,
         matches: None,
+        mirror: None,
     })
 }
 

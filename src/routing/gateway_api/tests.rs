@@ -198,6 +198,7 @@ fn reads_the_split_and_acceptance() {
         split: Some(TrafficSplit { stable: 75, canary: 25 }),
         accepted: true,
         matches: None,
+        mirror: None,
     };
     assert_eq!(state, expected);
 }

@@ -144,6 +144,7 @@ fn reads_the_split() {
         split: Some(TrafficSplit { stable: 75, canary: 25 }),
         accepted: true,
         matches: None,
+        mirror: None,
     };
     assert_eq!(state, expected);
 }
@@ -264,4 +265,56 @@ fn promote_or_abort_removes_only_the_named_route() {
         None,
         "no route, nothing to remove"
     );
+}
+
+/// Applies a patch the way the API server would.
+fn applied(value: &Value, patch: &Patch) -> Value {
+    let mut doc = value.clone();
+    json_patch::patch(&mut doc, &patch.0).expect("the patch applies");
+    doc
+}
+
+#[test]
+fn mirroring_copies_traffic_to_the_canary_destination_as_the_route_names_it() {
+    let mut original = vs_json(100, 0);
+    original["metadata"]["resourceVersion"] = json!("7");
+    let patch = mirror_patch(&vs(original.clone()), &primary(), &backends(), Some(50))
+        .expect("primary has both")
+        .expect("a change");
+    assert_eq!(
+        serde_json::to_value(&patch).unwrap_or_default(),
+        json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
+            {"op": "add", "path": "/spec/http/1/mirror", "value": {"host": CANARY_HOST, "port": {"number": 80}}},
+            {"op": "add", "path": "/spec/http/1/mirrorPercentage", "value": {"value": 50.0}},
+        ])
+    );
+    let mirrored = applied(&original, &patch);
+    assert_eq!(mirror_percent(&vs(mirrored.clone()), &primary(), &backends()), Some(50));
+    let state = route_state(&vs(mirrored.clone()), &primary(), &backends(), MATCH_ROUTE);
+    assert!(matches!(state, RouteState::Present { mirror: Some(50), .. }));
+
+    let removal = mirror_patch(&vs(mirrored.clone()), &primary(), &backends(), None)
+        .expect("primary has both")
+        .expect("a change");
+    assert_eq!(
+        applied(&mirrored, &removal),
+        original,
+        "the VirtualService is as the user wrote it"
+    );
+    assert_eq!(
+        mirror_patch(&vs(original), &primary(), &backends(), None).ok(),
+        Some(None)
+    );
+}
+
+#[test]
+fn a_users_own_mirror_elsewhere_is_never_replaced() {
+    let mut value = vs_json(100, 0);
+    value["spec"]["http"][1]["mirror"] = json!({"host": "shadow"});
+    assert_eq!(mirror_percent(&vs(value.clone()), &primary(), &backends()), None);
+    let refused = mirror_patch(&vs(value.clone()), &primary(), &backends(), Some(100));
+    assert!(matches!(refused, Err(RoutingError::Unsupported { .. })));
+    let untouched = mirror_patch(&vs(value), &primary(), &backends(), None).expect("primary has both");
+    assert_eq!(untouched, None, "nothing of Siskin's to remove");
 }
