@@ -16,7 +16,7 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::core::PartialObjectMeta;
@@ -80,11 +80,41 @@ pub async fn run(
     settings: Settings,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // kube-runtime's runner starts nothing until the Rollout cache has its
+    // first list, and after a graceful shutdown it keeps waiting for that
+    // list: a stop that comes earlier (a SIGTERM right after the Lease was
+    // won, or while the API server does not answer) would hang for ever.
+    // Nothing can be in flight then, so such a stop ends the controller at
+    // once; a later one waits for the reconciles in flight.
+    let stop = stop.boxed().shared();
+    let (store, writer) = reflector::store();
+    let stop_before_first_list = {
+        let (stop, store) = (stop.clone(), store.clone());
+        async move {
+            stop.await;
+            if store.wait_until_ready().now_or_never().is_some() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = serve(client, metrics, settings, (store, writer), stop) => {}
+        () = stop_before_first_list => tracing::info!("stopped before the first list of Rollouts"),
+    }
+}
+
+/// The controller itself: watches, then reconciles until `stop`.
+async fn serve(
+    client: Client,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    (store, writer): (reflector::Store<Rollout>, reflector::store::Writer<Rollout>),
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let ns = settings.namespace.as_deref();
     let rollouts: Api<Rollout> = api(&client, ns);
     // The Rollouts are cached without their field-manager bookkeeping, which
     // nothing reads and which is a large share of each object.
-    let (store, writer) = reflector::store();
     let rollout_changes = watcher(rollouts, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|rollout| rollout.managed_fields_mut().clear())
@@ -122,7 +152,7 @@ pub async fn run(
             move |route| routes::rollouts_routed_by(&store, RouteKind::VirtualService, &route),
         );
     }
-    controller
+    let controller = controller
         .with_config(
             ControllerConfig::default()
                 .concurrency(settings.concurrency)
@@ -130,6 +160,41 @@ pub async fn run(
         )
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    controller.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API server that takes requests and never answers: the Rollouts
+    /// are never listed.
+    #[tokio::test]
+    async fn a_stop_before_the_first_list_ends_the_controller_at_once() {
+        let (service, mut api_server) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let client = Client::new(service, "default");
+        let settings = Settings {
+            concurrency: 1,
+            instance: "test".into(),
+            namespace: None,
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        let controller = tokio::spawn(run(client, Arc::new(Metrics::default()), settings, stop));
+        let unanswered = api_server
+            .next_request()
+            .await
+            .expect("the controller asks the API server");
+        let _ = stop_tx.send(());
+        let ended = tokio::time::timeout(Duration::from_secs(30), controller).await;
+        assert!(
+            ended.is_ok(),
+            "the controller ended on stop, not waiting for a list that never comes"
+        );
+        drop(unanswered);
+    }
 }
