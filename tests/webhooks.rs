@@ -1,7 +1,8 @@
 //! Webhooks on the sandbox, against a real HTTP server the test runs: a
 //! confirm-promotion gate that says no holds the rollout with a condition
 //! saying so and yes lets it finish; a gate that times out is retried and
-//! then aborts the rollout, while other Rollouts carry on.
+//! then aborts the rollout, while another Rollout's hook is still in
+//! flight.
 
 mod support;
 
@@ -25,6 +26,9 @@ struct Hooks {
     confirm: AtomicBool,
     confirm_calls: AtomicUsize,
     slow_calls: AtomicUsize,
+    held_calls: AtomicUsize,
+    /// Lets every held call answer.
+    release: tokio::sync::Notify,
     /// `type` and `reason` (for events) of every notification.
     notifications: Mutex<Vec<(String, String)>>,
 }
@@ -44,6 +48,13 @@ async fn slow(State(hooks): State<Arc<Hooks>>) -> StatusCode {
     StatusCode::OK
 }
 
+async fn hold(State(hooks): State<Arc<Hooks>>) -> StatusCode {
+    let released = hooks.release.notified();
+    hooks.held_calls.fetch_add(1, Ordering::SeqCst);
+    released.await;
+    StatusCode::OK
+}
+
 async fn notify(State(hooks): State<Arc<Hooks>>, body: Bytes) -> StatusCode {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let kind = body["type"].as_str().unwrap_or_default().to_string();
@@ -58,6 +69,7 @@ async fn serve() -> (Arc<Hooks>, String) {
     let app = Router::new()
         .route("/confirm", post(confirm))
         .route("/slow", post(slow))
+        .route("/hold", post(hold))
         .route("/notify", post(notify))
         .with_state(hooks.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -151,23 +163,13 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
         "demo",
         json!([
             {"name": "slow-gate", "type": "confirmPromotion", "url": format!("{base}/slow"),
-             "timeout": "20s", "retries": 1},
+             "timeout": "3s", "retries": 1},
             {"name": "tell", "type": "rollback", "url": format!("{base}/notify")},
         ]),
     );
     create(&ns.api(), &rollout).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
-    release_version(&ns, "demo", "v2").await;
-    eventually("the slow webhook to be called", Duration::from_secs(60), || async {
-        (hooks.slow_calls.load(Ordering::SeqCst) >= 1).then_some(())
-    })
-    .await;
-
-    // Another Rollout, without a router, starts and becomes healthy while
-    // the slow webhook keeps the first one waiting (two calls of 20 s).
+    // Another Rollout, without a router, whose gate does not answer until
+    // the end of the test: its reconcile stays inside that one call.
     let other: Rollout = serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
         "metadata": {"name": "other"},
@@ -176,21 +178,24 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
             "service": {"name": "other", "port": 80, "targetPort": 8080},
             "template": demo_template("v1"),
             "strategy": {"canary": {"steps": [{"weight": 50}]}},
+            "webhooks": [{"name": "held", "type": "confirmPromotion", "url": format!("{base}/hold"), "timeout": "10m"}],
         }
     }))
     .expect("rollout");
     create(&ns.api(), &other).await;
-    wait_rollout(&ns, "other", "the other Rollout to become healthy", |s| {
-        s.phase == Some(RolloutPhase::Healthy)
+    for name in ["demo", "other"] {
+        wait_rollout(&ns, name, "v1 to become stable", |s| {
+            s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+        })
+        .await;
+    }
+    release_version(&ns, "other", "v2").await;
+    eventually("the held webhook to be called", Duration::from_secs(90), || async {
+        (hooks.held_calls.load(Ordering::SeqCst) >= 1).then_some(())
     })
     .await;
-    let demo = rollout_status(&ns, "demo").await.expect("status");
-    assert_ne!(
-        demo.phase,
-        Some(RolloutPhase::Aborted),
-        "the slow webhook was still being retried while the other Rollout went on"
-    );
 
+    release_version(&ns, "demo", "v2").await;
     let aborted = wait_rollout_within(&ns, "demo", "the abort", Duration::from_secs(120), |s| {
         s.phase == Some(RolloutPhase::Aborted)
     })
@@ -200,7 +205,7 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
     assert!(
         abort
             .message
-            .contains("slow-gate failed 2 time(s): no answer within 20s"),
+            .contains("slow-gate failed 2 time(s): no answer within 3s"),
         "{}",
         abort.message
     );
@@ -212,6 +217,17 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
     );
     eventually("the rollback webhook", Duration::from_secs(30), || async {
         notified(&hooks, "rollback", "").then_some(())
+    })
+    .await;
+    assert_eq!(
+        hooks.held_calls.load(Ordering::SeqCst),
+        1,
+        "the other Rollout's call was in flight all along: a slow hook held only its own Rollout"
+    );
+
+    hooks.release.notify_waiters();
+    wait_rollout(&ns, "other", "the other Rollout to finish once its hook answers", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.canary_revision.is_none()
     })
     .await;
     delete_rollouts(&ns).await;

@@ -67,6 +67,18 @@ pub fn render(rollout: &Rollout) -> String {
             let _ = writeln!(out, "  {line}");
         }
     }
+    for hook in &status.hooks {
+        let attempts = if hook.attempts > 0 {
+            format!(", {} failed", hook.attempts)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  webhook {} ({:?}{attempts}) {}",
+            hook.name, hook.phase, hook.message
+        );
+    }
     if let Some(msg) = &status.message {
         let _ = writeln!(out, "  {msg}");
     }

@@ -42,6 +42,11 @@ pub(super) fn first_revision(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
 /// One revision serves everything: keep it that way (pods, Services,
 /// weights 100/0) and hand the workloadRef's traffic over to it.
 pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
+    if walking_back(ctx, steps, stable) {
+        let message = format!("the spec is back at stable {stable}: walking the canary's pods back first");
+        ctx.note(true, "RestartingFromStable", message);
+        return;
+    }
     ctx.phase(RolloutPhase::Healthy);
     if let Some(canary) = ctx.status.canary_revision.take() {
         let message = format!("the spec is back at stable {stable}; dropped canary {canary}");
@@ -146,6 +151,14 @@ fn clear_rollout(ctx: &mut Ctx) {
 /// traffic returns to stable first (one route write) and the steps start
 /// over on the next reconcile; otherwise the first step starts now.
 pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+    if walking_back(ctx, steps, pair.stable) {
+        let message = format!(
+            "revision {} waits: the previous canary's pods go back to stable {} first",
+            pair.canary, pair.stable
+        );
+        ctx.note(true, "RestartingFromStable", message);
+        return;
+    }
     let previous = ctx.status.canary_revision.replace(pair.canary.to_string());
     let status = &mut ctx.status;
     status.current_step_index = Some(0);
@@ -170,12 +183,23 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     );
     ctx.event(EventKind::Normal, "RevisionSuperseded", message.clone());
     ctx.phase(RolloutPhase::Progressing);
-    if !steps.routed {
+    if steps.shape == Shape::BlueGreen && !steps.routed {
+        // A switched green still serves through the stable Service: point
+        // it back at blue first; green then retires like any revision
+        // without traffic.
+        if ctx.observed.services.stable.as_deref() != Some(pair.stable) {
+            ctx.act(Action::SelectStable {
+                revision: pair.stable.to_string(),
+            });
+        }
+    } else if !steps.routed {
         // Without a router the old canary's pods are its traffic.
-        ctx.act(Action::Scale {
-            revision: previous,
-            replicas: 0,
-        });
+        if ctx.observed.revision(&previous).is_some_and(|r| r.replicas > 0) {
+            ctx.act(Action::Scale {
+                revision: previous,
+                replicas: 0,
+            });
+        }
     } else if ctx.observed.split().is_none_or(|s| s != TrafficSplit::ALL_STABLE)
         && matches!(ctx.observed.route, Some(RouteState::Present { .. }))
     {
@@ -183,6 +207,29 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     }
     ctx.note(true, "RestartingFromStable", message);
     ctx.requeue(POLL);
+}
+
+/// A rolling update whose canary is no longer wanted (superseded by a newer
+/// revision, or the spec went back to stable) still has pods mixed with
+/// stable's: they go back in the same bounded moves as an abort before
+/// anything else happens. Returns whether that walk is under way.
+fn walking_back(ctx: &mut Ctx, steps: &StepPlan, stable: &str) -> bool {
+    if !matches!(steps.shape, Shape::Rolling { .. }) {
+        return false;
+    }
+    let Some(canary) = ctx.status.canary_revision.clone() else {
+        return false;
+    };
+    let has_pods = ctx.observed.revision(&canary).is_some_and(|r| r.replicas > 0);
+    if canary == stable || !has_pods {
+        return false;
+    }
+    ctx.phase(RolloutPhase::Progressing);
+    let back = Pair {
+        stable,
+        canary: &canary,
+    };
+    !rolling::toward(ctx, steps, back, 0)
 }
 
 /// Rolls back: all traffic to stable in one route write, now.

@@ -129,3 +129,13 @@ fn after_the_window_green_is_promoted_and_blue_retires_soon_after() {
         .map(|s| (s.revision.as_str(), s.at.clone()));
     assert_eq!(due, Some((STABLE, time(60 + 5))), "blue waited out its window already");
 }
+
+#[test]
+fn a_newer_revision_during_the_window_puts_blue_back_before_green_goes() {
+    let spec = bg_spec(false, None);
+    let mut observed = bg_world(&spec, 100, CANARY);
+    observed.desired_revision = Some(NEXT.into());
+    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 30);
+    assert_eq!(plan.actions, [select_stable(STABLE)], "green keeps its pods for now");
+    assert_eq!(plan.status.canary_revision.as_deref(), Some(NEXT));
+}

@@ -134,3 +134,38 @@ fn with_analysis_only_the_last_batch_waits_for_a_non_inferior_verdict() {
     let last = run(&spec, &in_flight(&spec, 3, Some(0)), &proven, 10);
     assert_eq!(last.status.current_step_index, Some(4));
 }
+
+#[test]
+fn a_newer_revision_waits_until_the_superseded_ones_pods_are_walked_back() {
+    let spec = rolling_spec(5, 1);
+    let mut observed = rolling_world(5, 2);
+    observed.desired_revision = Some(NEXT.into());
+    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 10);
+    assert_eq!(plan.status.canary_revision.as_deref(), Some(CANARY), "not replaced yet");
+    assert_eq!(plan.actions, [scale(STABLE, 4)], "old pods come back within the surge");
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Deploy { revision, .. } if revision == NEXT))
+    );
+
+    let mut back = rolling_world(5, 0);
+    back.desired_revision = Some(NEXT.into());
+    let plan = run(&spec, &plan.status, &back, 20);
+    assert_eq!(plan.status.canary_revision.as_deref(), Some(NEXT));
+    assert!(reasons(&plan).contains(&"RevisionSuperseded"));
+    let plan = run(&spec, &plan.status, &back, 25);
+    assert_eq!(plan.actions, [deploy(NEXT, 1)]);
+}
+
+#[test]
+fn going_back_to_stable_mid_rollout_walks_the_canary_back_within_bounds() {
+    let spec = rolling_spec(5, 1);
+    let mut observed = rolling_world(5, 2);
+    observed.desired_revision = Some(STABLE.into());
+    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 10);
+    assert_eq!(plan.actions, [scale(STABLE, 4)]);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Progressing));
+    assert_eq!(plan.status.canary_revision.as_deref(), Some(CANARY));
+}
