@@ -17,20 +17,6 @@ const BASE_ERROR_RATE: &str = "0.01";
 const FAULTY_STABLE_RATE: &str = "0.001";
 const FAULTY_CANARY_RATE: &str = "0.02";
 
-fn template(version: &str, error_rate: &str) -> serde_json::Value {
-    json!({
-        "metadata": {"labels": {"app": "demo"}},
-        "spec": {"containers": [{
-            "name": "app", "image": format!("siskin/demo-app:{version}"),
-            "ports": [{"name": "http", "containerPort": 8080}],
-            "env": [
-                {"name": "DEMO_VERSION", "value": version},
-                {"name": "DEMO_ERROR_RATE", "value": error_rate},
-            ],
-        }]}
-    })
-}
-
 /// Error counters of Traefik's leaf services, per arm, as the shipped
 /// Traefik template reads them.
 fn error_template(address: &str, total_metric: &str) -> AnalysisTemplate {
@@ -90,7 +76,7 @@ async fn setup_with_stable_rate(
         "spec": {
             "replicas": 1,
             "service": {"name": "demo", "port": 80, "targetPort": 8080},
-            "template": template("v1", stable_rate),
+            "template": demo_template_with_errors("v1", stable_rate),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
                 "steps": [{"weight": 50, "hold": hold}],
@@ -131,7 +117,7 @@ fn load(host: &str) -> tokio::process::Child {
 }
 
 async fn release(ns: &TestNamespace, error_rate: &str) {
-    let patch = json!({"spec": {"template": template("v2", error_rate)}});
+    let patch = json!({"spec": {"template": demo_template_with_errors("v2", error_rate)}});
     ns.api::<Rollout>()
         .patch(
             "demo",

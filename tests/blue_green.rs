@@ -57,17 +57,7 @@ async fn route_to(ns: &TestNamespace, name: &str, host: &str, service: &str) {
 /// Answers by version to a short burst through Traefik; `None` unless
 /// every request was answered 200.
 async fn burst(host: &str, requests: u64) -> Option<serde_json::Value> {
-    let summary = loadgen(&[
-        "--url",
-        &format!("{GATEWAY_URL}/"),
-        "--rate",
-        "400",
-        "--requests",
-        &requests.to_string(),
-        "--header",
-        &format!("host:{host}"),
-    ])
-    .await;
+    let summary = through_gateway(host, 400, requests).await;
     (summary["by_status"]["200"].as_u64() == Some(requests)).then(|| summary["by_version"].clone())
 }
 

@@ -69,17 +69,7 @@ async fn wait_status(ns: &TestNamespace, what: &str, pred: impl Fn(&siskin::api:
 }
 
 async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
-    let summary = loadgen(&[
-        "--url",
-        &format!("{GATEWAY_URL}/"),
-        "--rate",
-        "400",
-        "--requests",
-        &requests.to_string(),
-        "--header",
-        &format!("host:{host}"),
-    ])
-    .await;
+    let summary = through_gateway(host, 400, requests).await;
     assert_eq!(
         summary["by_status"]["200"].as_u64(),
         Some(requests),

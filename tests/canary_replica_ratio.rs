@@ -53,17 +53,7 @@ fn rollout(version: &str) -> Rollout {
 /// The share of `requests` answered by `version` through Traefik, after
 /// checking (nearly) every request was answered.
 async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
-    let summary = loadgen(&[
-        "--url",
-        &format!("{GATEWAY_URL}/"),
-        "--rate",
-        "400",
-        "--requests",
-        &requests.to_string(),
-        "--header",
-        &format!("host:{host}"),
-    ])
-    .await;
+    let summary = through_gateway(host, 400, requests).await;
     let ok = summary["by_status"]["200"].as_u64().unwrap_or(0);
     assert!(ok * 100 >= requests * 99, "nearly every request answered: {summary}");
     summary["by_version"][version].as_u64().unwrap_or(0) as f64 / ok as f64
@@ -73,17 +63,7 @@ async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
 /// the route and the Service's current endpoints.
 async fn wait_serving(host: &str) {
     eventually("Traefik to serve the route", Duration::from_secs(60), || async {
-        let summary = loadgen(&[
-            "--url",
-            &format!("{GATEWAY_URL}/"),
-            "--rate",
-            "200",
-            "--requests",
-            "100",
-            "--header",
-            &format!("host:{host}"),
-        ])
-        .await;
+        let summary = through_gateway(host, 200, 100).await;
         (summary["by_status"]["200"].as_u64() == Some(100)).then_some(())
     })
     .await;

@@ -22,15 +22,6 @@ const REPLICAS: usize = 5;
 const MAX_SURGE: usize = 1;
 const MAX_UNAVAILABLE: usize = 0;
 
-fn template(version: &str, error_rate: &str) -> serde_json::Value {
-    let mut template = demo_template(version);
-    template["spec"]["containers"][0]["env"]
-        .as_array_mut()
-        .expect("env")
-        .push(json!({"name": "DEMO_ERROR_RATE", "value": error_rate}));
-    template
-}
-
 fn rollout() -> Rollout {
     serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
@@ -38,7 +29,7 @@ fn rollout() -> Rollout {
         "spec": {
             "replicas": REPLICAS,
             "service": {"name": "demo", "port": 80, "targetPort": 8080},
-            "template": template("v1", "0"),
+            "template": demo_template_with_errors("v1", "0"),
             "strategy": {"rolling": {
                 "maxSurge": MAX_SURGE,
                 "maxUnavailable": MAX_UNAVAILABLE,
@@ -186,7 +177,7 @@ async fn rolling_update_keeps_surge_and_availability_and_walks_back_on_a_regress
     let sampler = sample_pods(&ns, &v2, stop.clone());
     let traffic = spawn_service_load(&ns);
     let patch = json!({"spec": {
-        "template": template("v3", "0.3"),
+        "template": demo_template_with_errors("v3", "0.3"),
         "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "abort"},
     }});
     rollouts

@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::api::{Rollout, WebhookType};
-use crate::plan::{DEFAULT_HOOK_TIMEOUT, HookCall, HookOutcome, HookResult};
+use crate::plan::{HookCall, HookOutcome, HookResult, hook_timeout};
 
 /// One HTTP client for every webhook call; each request sets its timeout.
 pub fn http_client() -> reqwest::Client {
@@ -77,11 +77,7 @@ fn root_cause(error: &dyn std::error::Error) -> String {
 /// them: an Event is already recorded in the cluster.
 pub fn forward_event(http: &reqwest::Client, rollout: &Rollout, type_: &str, reason: &str, note: &str) {
     for hook in rollout.spec.webhooks.iter().filter(|w| w.type_ == WebhookType::Event) {
-        let timeout = hook
-            .timeout
-            .as_ref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(DEFAULT_HOOK_TIMEOUT);
+        let timeout = hook_timeout(hook);
         let body = json!({
             "name": rollout.name_any(),
             "namespace": rollout.namespace(),

@@ -75,7 +75,7 @@ pub fn due_hooks(spec: &RolloutSpec, status: Option<&RolloutStatus>, now: Timest
                 name: hook.name.clone(),
                 type_: hook.type_,
                 url: hook.url.clone(),
-                timeout: timeout_of(hook),
+                timeout: hook_timeout(hook),
                 revision: h.revision.clone(),
                 stable_revision: status.stable_revision.clone(),
                 step: h.step,
@@ -91,7 +91,8 @@ fn is_due(hook: &HookStatus, now: Timestamp) -> bool {
         .is_none_or(|t| t.0.saturating_add(HOOK_RETRY).unwrap_or(Timestamp::MAX) <= now)
 }
 
-fn timeout_of(hook: &Webhook) -> Duration {
+/// How long one call of `hook` may take.
+pub fn hook_timeout(hook: &Webhook) -> Duration {
     hook.timeout
         .as_ref()
         .and_then(|t| t.parse().ok())

@@ -22,7 +22,7 @@ mod traffic;
 
 pub use decision::{Action, EventKind, Plan, PlanEvent};
 pub use engine::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL, plan};
-pub use hooks::{DEFAULT_HOOK_RETRIES, DEFAULT_HOOK_TIMEOUT, HOOK_RETRY, HookCall, HookOutcome, HookResult, due_hooks};
+pub use hooks::{HOOK_RETRY, HookCall, HookOutcome, HookResult, due_hooks, hook_timeout};
 pub use observed::{Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
 pub use steps::{BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, Shape, SpecError, Step, StepPlan, expand};
 

@@ -194,6 +194,22 @@ pub async fn loadgen(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("loadgen JSON")
 }
 
+/// `requests` requests for `host` through the sandbox Gateway at `rate`
+/// per second; the load generator's JSON summary.
+pub async fn through_gateway(host: &str, rate: u32, requests: u64) -> serde_json::Value {
+    loadgen(&[
+        "--url",
+        &format!("{GATEWAY_URL}/"),
+        "--rate",
+        &rate.to_string(),
+        "--requests",
+        &requests.to_string(),
+        "--header",
+        &format!("host:{host}"),
+    ])
+    .await
+}
+
 /// A Siskin controller process scoped to one test namespace (its Lease lives
 /// there too), so tests run side by side. Killed on drop.
 pub struct ControllerProcess {
@@ -265,6 +281,17 @@ pub fn demo_template(version: &str) -> serde_json::Value {
             "env": [{"name": "DEMO_VERSION", "value": version}],
         }]}
     })
+}
+
+/// The demo app's pod template at `version`, answering a share
+/// `error_rate` of requests with 500.
+pub fn demo_template_with_errors(version: &str, error_rate: &str) -> serde_json::Value {
+    let mut template = demo_template(version);
+    template["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .expect("env")
+        .push(json!({"name": "DEMO_ERROR_RATE", "value": error_rate}));
+    template
 }
 
 /// A canary Rollout `name` of the demo app behind Service `service`, with
