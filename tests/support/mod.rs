@@ -294,6 +294,27 @@ pub fn demo_template_with_errors(version: &str, error_rate: &str) -> serde_json:
     template
 }
 
+/// AnalysisTemplate `errors`: the error counters of Traefik's leaf
+/// services, per arm, as the shipped Traefik template reads them; `total`
+/// names the metric counted as all requests.
+pub fn traefik_error_template(address: &str, total: &str) -> siskin::api::AnalysisTemplate {
+    let selector = r#"service=~".*-svc-{{namespace}}-{{service}}-.*""#;
+    serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "errors"},
+        "spec": {"metrics": [{
+            "name": "error-rate",
+            "provider": {"prometheus": {"address": address}},
+            "counts": {
+                "total": format!("sum({total}{{{selector}}})"),
+                "errors": format!(r#"sum(traefik_service_requests_total{{{selector},code=~"5.."}})"#),
+            },
+            "judge": {"sequential": {"alpha": 0.05, "tolerance": 0.25, "margin": 1.0}},
+        }]}
+    }))
+    .expect("template")
+}
+
 /// A canary Rollout `name` of the demo app behind Service `service`, with
 /// `routing` as its `trafficRouting` and a short scale-down delay.
 pub fn canary_rollout(
@@ -320,26 +341,15 @@ pub async fn rollout_status(ns: &TestNamespace, name: &str) -> Option<siskin::ap
     ns.api::<siskin::api::Rollout>().get(name).await.ok()?.status
 }
 
-/// Waits until Rollout `name`'s status satisfies `pred` and returns it;
-/// panics with the last status seen.
+/// Waits up to 90 s until Rollout `name`'s status satisfies `pred` and
+/// returns it; panics with the last status seen.
 pub async fn wait_rollout(
     ns: &TestNamespace,
     name: &str,
     what: &str,
     pred: impl Fn(&siskin::api::RolloutStatus) -> bool,
 ) -> siskin::api::RolloutStatus {
-    let start = Instant::now();
-    loop {
-        let status = rollout_status(ns, name).await;
-        if let Some(status) = status.as_ref().filter(|s| pred(s)) {
-            return status.clone();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}; last status of {name}: {status:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_rollout_within(ns, name, what, Duration::from_secs(90), pred).await
 }
 
 /// Points Rollout `name` at the demo app's `version`: a new revision.

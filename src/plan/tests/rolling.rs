@@ -169,3 +169,45 @@ fn going_back_to_stable_mid_rollout_walks_the_canary_back_within_bounds() {
     assert_eq!(plan.status.phase, Some(RolloutPhase::Progressing));
     assert_eq!(plan.status.canary_revision.as_deref(), Some(CANARY));
 }
+
+/// Applies a plan's pod and Service actions to `world`; pods asked for
+/// become available by the next reconcile.
+fn apply(world: &mut Observed, actions: &[Action]) {
+    for action in actions {
+        match action {
+            Action::Deploy { revision, replicas } | Action::Scale { revision, replicas } => {
+                world.revisions.retain(|r| &r.revision != revision);
+                world.revisions.push(ready(revision, *replicas));
+            }
+            Action::SelectRevisions { stable, canary } => {
+                world.services.stable = Some(stable.clone());
+                world.services.canary = Some(canary.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn pods_of(world: &Observed, revision: &str) -> i32 {
+    world.revision(revision).map_or(0, |r| r.replicas)
+}
+
+#[test]
+fn a_regression_at_any_batch_walks_all_the_way_back() {
+    let spec = with_analysis(rolling_spec(5, 1), InconclusivePolicy::Pause);
+    for index in 0..4 {
+        let mut world = verdict(rolling_world(5, index + 1), Verdict::Regression);
+        let mut status = in_flight(&spec, index, Some(0));
+        for tick in 0..40 {
+            let plan = run(&spec, &status, &world, 20 + tick * 5);
+            apply(&mut world, &plan.actions);
+            status = plan.status;
+        }
+        assert_eq!(status.phase, Some(RolloutPhase::Aborted), "batch {index}");
+        assert_eq!(
+            (pods_of(&world, STABLE), pods_of(&world, CANARY)),
+            (5, 0),
+            "batch {index}: {status:?}"
+        );
+    }
+}
