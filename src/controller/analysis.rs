@@ -15,7 +15,7 @@ use crate::analysis::provider::MetricProvider;
 use crate::analysis::provider::prometheus::Prometheus;
 use crate::analysis::query::Variables;
 use crate::api::analysis_template::{AnalysisTemplateSpec, MetricSpec};
-use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutPhase};
+use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 
 /// Evaluations closer together than this reuse the last verdict: a window
 /// with no new requests says nothing, and status writes trigger reconciles.
@@ -68,18 +68,13 @@ impl AnalysisStatus {
     }
 }
 
-/// Whether the Rollout is in a state where canary and stable can be compared.
+/// The canary to compare with stable now, as the step engine sees it.
 fn comparing(rollout: &Rollout) -> Option<String> {
-    rollout.spec.analysis.as_ref()?;
-    let status = rollout.status.as_ref()?;
-    let canary = status.canary_revision.clone()?;
-    let live = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
-    (live && status.abort.is_none() && status.canary_weight.unwrap_or(0) > 0 && status.stable_revision.is_some())
-        .then_some(canary)
+    crate::plan::measured_canary(&rollout.spec, rollout.status.as_ref()?)
 }
 
 /// The analysis for the Rollout's current canary, or `None` when there is
-/// nothing to compare (no analysis, no canary traffic yet).
+/// nothing to compare (no analysis, no requests to the canary yet).
 pub async fn evaluate(client: &Client, ns: &str, rollout: &Rollout, now: Timestamp) -> Option<AnalysisStatus> {
     let canary = comparing(rollout)?;
     let previous = AnalysisStatus::from_rollout(rollout).filter(|a| a.canary == canary);

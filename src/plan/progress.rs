@@ -7,11 +7,13 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::analysis::Verdict;
-use crate::api::{AbortReason, InconclusivePolicy, PauseReason, PauseStatus, RolloutPhase, WebhookType};
+use crate::api::{
+    AbortReason, InconclusivePolicy, PauseReason, PauseStatus, RolloutPhase, RolloutSpec, RolloutStatus, WebhookType,
+};
 
 use super::decision::EventKind;
 use super::engine::{ANALYSIS_POLL, Ctx};
-use super::steps::{Shape, Step, StepPlan};
+use super::steps::{Shape, Step, StepPlan, expand};
 use super::traffic;
 use super::{hooks, lifecycle};
 
@@ -68,6 +70,21 @@ pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
             Gate::Advance => advance(ctx, steps, index),
         }
     }
+}
+
+/// The canary revision the analysis measures now: one in flight (neither
+/// aborted nor finished) whose current step sends it requests. `None` when
+/// there is nothing to compare.
+pub fn measured_canary(spec: &RolloutSpec, status: &RolloutStatus) -> Option<String> {
+    spec.analysis.as_ref()?;
+    let canary = status.canary_revision.clone()?;
+    let live = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
+    let index = status
+        .current_step_index
+        .and_then(|i| usize::try_from(i).ok())
+        .unwrap_or(0);
+    let serves = expand(spec).is_ok_and(|steps| steps.canary_serves_at(index));
+    (live && serves && status.abort.is_none() && status.stable_revision.is_some()).then_some(canary)
 }
 
 pub(super) fn current_index(ctx: &Ctx) -> usize {

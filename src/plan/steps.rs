@@ -184,6 +184,22 @@ impl StepPlan {
         self.shape == Shape::BlueGreen && !self.routed && matches!(self.steps.get(index), Some(Step::Switch { .. }))
     }
 
+    /// Whether the canary gets requests at step `index`, so that the
+    /// analysis has something to measure: a share of the traffic, the
+    /// requests matching an A/B rule, a mirrored copy, a rolling batch, or
+    /// blue/green's preview (whatever the preview Service is sent, e.g. by
+    /// a `rollout` webhook's load test).
+    pub fn canary_serves_at(&self, index: usize) -> bool {
+        if index >= self.steps.len() {
+            return false;
+        }
+        match self.traffic_step_at(index) {
+            Some(Step::Weight { weight, .. }) => *weight > 0 || self.shape == Shape::BlueGreen,
+            Some(Step::Match { .. } | Step::Mirror { .. } | Step::Batch { .. } | Step::Switch { .. }) => true,
+            Some(Step::Pause { .. }) | None => false,
+        }
+    }
+
     /// How long a revision that stopped receiving traffic keeps its pods.
     pub fn retire_delay(&self) -> Duration {
         match self.shape {

@@ -179,3 +179,12 @@ fn the_canary_service_is_not_repointed_while_the_rule_sends_it_requests() {
     let plan = run(&spec, &in_flight(&spec, 0, None), &observed, 0);
     assert_eq!(plan.actions, [Action::SetMatches(None)]);
 }
+
+#[test]
+fn the_analysis_measures_the_requests_the_rule_sends_to_the_canary() {
+    // No weight moves in an A/B test; the rule's requests are the evidence.
+    let spec = with_analysis(ab_spec(Some("10m")), InconclusivePolicy::Pause);
+    let status = in_flight(&spec, 0, Some(0));
+    assert_eq!(status.canary_weight, Some(0));
+    assert_eq!(measured_canary(&spec, &status).as_deref(), Some(CANARY));
+}

@@ -139,3 +139,22 @@ fn a_newer_revision_during_the_window_puts_blue_back_before_green_goes() {
     assert_eq!(plan.actions, [select_stable(STABLE)], "green keeps its pods for now");
     assert_eq!(plan.status.canary_revision.as_deref(), Some(NEXT));
 }
+
+#[test]
+fn the_analysis_measures_green_in_preview_until_an_abort() {
+    let spec = with_analysis(bg_spec(false, None), InconclusivePolicy::Pause);
+    let mut status = in_flight(&spec, 0, Some(0));
+    assert_eq!(measured_canary(&spec, &status).as_deref(), Some(CANARY));
+    status.abort = Some(crate::api::AbortStatus {
+        reason: AbortReason::Manual,
+        message: "aborted by request".into(),
+        at: time(5),
+    });
+    status.phase = Some(RolloutPhase::Aborted);
+    assert_eq!(measured_canary(&spec, &status), None);
+    assert_eq!(
+        measured_canary(&bg_spec(false, None), &in_flight(&spec, 0, Some(0))),
+        None,
+        "no analysis"
+    );
+}

@@ -210,3 +210,14 @@ fn pause_step_waits_for_promote() {
     assert_eq!(later.requeue_after, None);
     assert_eq!(later.status, plan.status);
 }
+
+#[test]
+fn a_canary_is_measured_only_at_steps_that_send_it_requests() {
+    let steps = steps_of(&spec(vec![
+        CanaryStep::pause(None),
+        CanaryStep::weight(10, None),
+        CanaryStep::pause(None),
+    ]));
+    let served: Vec<bool> = (0..4).map(|i| steps.canary_serves_at(i)).collect();
+    assert_eq!(served, [false, true, true, false], "past the end is the promotion");
+}
