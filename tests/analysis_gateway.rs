@@ -17,26 +17,6 @@ const BASE_ERROR_RATE: &str = "0.01";
 const FAULTY_STABLE_RATE: &str = "0.001";
 const FAULTY_CANARY_RATE: &str = "0.02";
 
-/// Error counters of Traefik's leaf services, per arm, as the shipped
-/// Traefik template reads them.
-fn error_template(address: &str, total_metric: &str) -> AnalysisTemplate {
-    let selector = r#"service=~".*-svc-{{namespace}}-{{service}}-.*""#;
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "errors"},
-        "spec": {"metrics": [{
-            "name": "error-rate",
-            "provider": {"prometheus": {"address": address}},
-            "counts": {
-                "total": format!("sum({total_metric}{{{selector}}})"),
-                "errors": format!(r#"sum(traefik_service_requests_total{{{selector},code=~"5.."}})"#),
-            },
-            "judge": {"sequential": {"alpha": 0.05, "tolerance": 0.25, "margin": 1.0}},
-        }]}
-    }))
-    .expect("template")
-}
-
 struct Setup {
     ns: TestNamespace,
     host: String,
@@ -144,7 +124,7 @@ fn evidence(status: &RolloutStatus) -> String {
 async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_traffic_returns_to_stable() {
     let s = setup_with_stable_rate(
         "analysis-faulty",
-        error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+        traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
         json!({"min": "10s", "max": "180s"}),
         FAULTY_STABLE_RATE,
     )
@@ -174,7 +154,7 @@ async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_tra
 async fn healthy_canary_is_promoted_on_evidence() {
     let s = setup(
         "analysis-healthy",
-        error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+        traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
         json!({"min": "10s", "max": "180s"}),
     )
     .await;
@@ -197,7 +177,7 @@ async fn healthy_canary_is_promoted_on_evidence() {
 async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_promoted() {
     let s = setup(
         "analysis-nodata",
-        error_template(PROMETHEUS_URL, "no_such_metric_total"),
+        traefik_error_template(PROMETHEUS_URL, "no_such_metric_total"),
         json!({"min": "5s", "max": "60s"}),
     )
     .await;
@@ -226,7 +206,7 @@ async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_pro
 async fn unreachable_prometheus_is_inconclusive_not_a_crash_or_a_promotion() {
     let s = setup(
         "analysis-noprom",
-        error_template("http://127.0.0.1:1", "traefik_service_requests_total"),
+        traefik_error_template("http://127.0.0.1:1", "traefik_service_requests_total"),
         json!({"min": "5s", "max": "60s"}),
     )
     .await;

@@ -492,3 +492,108 @@ async fn other_rollouts_keep_progressing_meanwhile() {
         "the broken Rollout moved no traffic"
     );
 }
+
+/// Specs the schema accepts but the controller cannot act on: each Rollout
+/// says what is wrong in its InvalidSpec condition and a Warning Event, and
+/// deploys nothing.
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn specs_the_controller_cannot_act_on_are_named_in_a_condition_and_an_event() {
+    let ns = TestNamespace::new("bad-spec").await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let hook = |name: &str, url: &str| json!({"name": name, "type": "preRollout", "url": url});
+    let cases: Vec<SchemaCase> = vec![
+        (
+            "rolling with maxSurge and maxUnavailable both zero",
+            Box::new(|r| {
+                r["spec"]["strategy"] = json!({"rolling": {"maxSurge": 0, "maxUnavailable": 0}});
+            }),
+            &["rolling: maxSurge and maxUnavailable must not both be zero"],
+        ),
+        (
+            "mirroring on an HTTPRoute",
+            Box::new(|r| r["spec"]["strategy"]["canary"]["mirror"] = json!({"percent": 10})),
+            &["canary.mirror needs an Istio VirtualService"],
+        ),
+        (
+            "a webhook name used twice",
+            Box::new(move |r| {
+                r["spec"]["webhooks"] = json!([hook("check", "http://a.test/"), hook("check", "http://b.test/")]);
+            }),
+            &["webhooks: the name \"check\" is used twice"],
+        ),
+        (
+            "a relative webhook URL",
+            Box::new(move |r| r["spec"]["webhooks"] = json!([hook("check", "/hooks/check")])),
+            &["webhooks[0].url must be an absolute"],
+        ),
+    ];
+    let mut names = Vec::new();
+    for (index, (what, break_it, expected)) in cases.into_iter().enumerate() {
+        let name = format!("bad-{index}");
+        let rollout = canary_rollout(&name, &name, "v1", gateway("demo"), json!([{"weight": 10}]));
+        let mut value = serde_json::to_value(rollout).expect("rollout");
+        break_it(&mut value);
+        let rollout: Rollout = serde_json::from_value(value).expect("still a Rollout to serde");
+        create(&ns.api(), &rollout).await;
+        names.push((name, what, expected));
+    }
+    for (name, what, expected) in names {
+        let status = wait_rollout(&ns, &name, what, |s| s.phase == Some(RolloutPhase::InvalidSpec)).await;
+        let (state, _, message) = condition_of(&status, "InvalidSpec").expect("InvalidSpec condition");
+        println!("{what}: {message}");
+        assert_eq!(state, "True", "{what}");
+        let event = wait_event(&ns, &name, "Warning", "InvalidSpec").await;
+        for text in expected {
+            assert!(message.contains(text), "{what}: condition {message:?} lacks {text:?}");
+            assert!(event.contains(text), "{what}: event {event:?} lacks {text:?}");
+        }
+        assert_eq!(status.stable_revision, None, "{what}: nothing was deployed");
+    }
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    let list = deployments.list(&Default::default()).await.expect("deployments");
+    assert!(list.items.is_empty(), "no Deployment was created");
+}
+
+/// A running Rollout given a spec it cannot act on keeps what it had: no
+/// new pods, the route as it was; fixing the spec carries on from there.
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn an_invalid_change_freezes_the_rollout_where_it_is_until_fixed() {
+    let ns = TestNamespace::new("bad-change").await;
+    route_with_rules(&ns, "demo", split_rules("demo")).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let steps = json!([{"weight": 50, "hold": {"min": "2s"}}]);
+    create(&ns.api(), &canary_rollout("demo", "demo", "v1", gateway("demo"), steps)).await;
+    let v1 = stable(&ns, "demo").await;
+
+    let hook = json!({"name": "check", "type": "preRollout", "url": "http://hooks.test/"});
+    let broken = json!({"spec": {"template": demo_template("v2"), "webhooks": [hook.clone(), hook]}});
+    let rollouts: Api<Rollout> = ns.api();
+    rollouts
+        .patch("demo", &PatchParams::default(), &Patch::Merge(broken))
+        .await
+        .expect("release v2 with a broken spec");
+    let status = wait_rollout(&ns, "demo", "the spec refused", |s| {
+        s.phase == Some(RolloutPhase::InvalidSpec)
+    })
+    .await;
+    assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    let list = deployments.list(&Default::default()).await.expect("deployments");
+    assert_eq!(list.items.len(), 1, "only stable's Deployment exists");
+    assert_eq!(
+        route_weights(&ns, "demo").await,
+        vec![("demo-stable".into(), 100), ("demo-canary".into(), 0)]
+    );
+
+    let fixed = json!({"spec": {"webhooks": null}});
+    rollouts
+        .patch("demo", &PatchParams::default(), &Patch::Merge(fixed))
+        .await
+        .expect("fix the spec");
+    wait_rollout(&ns, "demo", "v2 promoted once the spec is fixed", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.as_deref().is_some_and(|r| r != v1)
+    })
+    .await;
+}

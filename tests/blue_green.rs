@@ -6,13 +6,16 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use serde_json::json;
-use siskin::api::{Rollout, RolloutPhase};
+use siskin::api::{AbortReason, Rollout, RolloutPhase};
 use support::*;
 
 const REPLICAS: i32 = 2;
@@ -211,5 +214,97 @@ async fn blue_green_on_an_http_route_switches_the_weights_and_rolls_back_with_on
         [("demo-stable".to_string(), 100), ("demo-canary".to_string(), 0)],
         "the route is back where the user had it"
     );
+    delete_rollouts(&ns).await;
+}
+
+/// Sends `host` steady load through Traefik until `stop`; returns the
+/// answers counted by version.
+fn steady_load(host: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<BTreeMap<String, u64>> {
+    tokio::spawn(async move {
+        let mut by_version = BTreeMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let summary = through_gateway(&host, 100, 50).await;
+            for (version, n) in summary["by_version"].as_object().into_iter().flatten() {
+                *by_version.entry(version.clone()).or_default() += n.as_u64().unwrap_or(0);
+            }
+        }
+        by_version
+    })
+}
+
+/// Blue/green analysis judges the preview: requests sent to the preview
+/// Service (a smoke or load test's) are compared with blue's live traffic,
+/// and a faulty green is aborted before the switch, so no live request
+/// ever reaches it.
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_live_traffic_reaches_it() {
+    let ns = TestNamespace::new("bg-analysis").await;
+    let live = format!("{}.sandbox.test", ns.name);
+    let preview = format!("preview.{}.sandbox.test", ns.name);
+    route_to(&ns, "demo", &live, "demo-stable").await;
+    route_to(&ns, "demo-preview", &preview, "demo-canary").await;
+    create(
+        &ns.api(),
+        &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+    )
+    .await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    create(&ns.api(), &rollout("v1", serde_json::Value::Null, true)).await;
+    let v1 = wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await
+    .stable_revision
+    .expect("stable revision");
+    wait_all_on(&live, "v1", "Traefik to serve v1").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let live_load = steady_load(live.clone(), stop.clone());
+    // A verdict inconclusive for the whole preview would pause, not abort:
+    // only evidence of a regression ends this release.
+    let patch = serde_json::json!({"spec": {
+        "template": demo_template_with_errors("v2", "0.3"),
+        "strategy": {"blueGreen": {"previewDuration": "120s"}},
+        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
+    }});
+    let rollouts: kube::Api<Rollout> = ns.api();
+    rollouts
+        .patch(
+            "demo",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .expect("release v2");
+    eventually("the preview to answer with green", Duration::from_secs(60), || async {
+        let by_version = through_gateway(&preview, 200, 20).await["by_version"].clone();
+        (by_version.as_object()?.keys().collect::<Vec<_>>() == ["v2"]).then_some(())
+    })
+    .await;
+    let preview_load = steady_load(preview.clone(), stop.clone());
+    let aborted = wait_rollout_within(&ns, "demo", "green aborted in preview", Duration::from_secs(150), |s| {
+        s.phase == Some(RolloutPhase::Aborted)
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let live_seen = live_load.await.expect("live load");
+    let preview_seen = preview_load.await.expect("preview load");
+    println!("blue/green preview analysis: live answers {live_seen:?}, preview answers {preview_seen:?}");
+
+    let abort = aborted.abort.expect("abort recorded");
+    assert_eq!(abort.reason, AbortReason::Regression, "{}", abort.message);
+    assert_eq!(aborted.current_step_index, Some(0), "aborted during the preview");
+    assert!(
+        preview_seen.get("v2").is_some_and(|n| *n > 0),
+        "the preview served green"
+    );
+    assert_eq!(
+        live_seen.keys().collect::<Vec<_>>(),
+        ["v1"],
+        "no live request reached green"
+    );
+    assert_eq!(aborted.stable_revision.as_deref(), Some(v1.as_str()));
+    wait_all_on(&live, "v1", "live traffic still on blue").await;
     delete_rollouts(&ns).await;
 }
