@@ -5,11 +5,13 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gateway_api::httproutes::HttpRoute;
 use serde_json::{Value, json};
-use siskin::api::{Rollout, RolloutPhase};
+use siskin::api::{AbortReason, Rollout, RolloutPhase};
 use support::*;
 
 const AB_RULE: &str = "siskin-ab-demo";
@@ -180,5 +182,79 @@ async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, true, "v1").await;
     assert_eq!(versions(&host, true, 300).await, json!({"v1": 300}));
+    delete_rollouts(&ns).await;
+}
+
+/// Load through Traefik, with or without the beta header, until `stop`.
+fn steady_load(host: String, beta: bool, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let url = format!("{GATEWAY_URL}/");
+        let host_header = format!("host:{host}");
+        let header = if beta { "x-beta:true" } else { "x-none:0" };
+        while !stop.load(Ordering::Relaxed) {
+            let args = ["--url", &url, "--rate", "100", "--requests", "50"];
+            loadgen(&[&args[..], &["--header", &host_header, "--header", header]].concat()).await;
+        }
+    })
+}
+
+/// With analysis, the requests the rule sends to the canary are the
+/// evidence: a canary answering 30% 5xx to beta users is aborted on its
+/// own, and the rule goes with it.
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() {
+    let ns = TestNamespace::new("ab-analysis").await;
+    let host = demo_route(&ns).await;
+    create(
+        &ns.api(),
+        &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+    )
+    .await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    create(&ns.api(), &rollout("v1")).await;
+    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    let users_rules = rules(&ns).await;
+    wait_all_on(&host, false, "v1").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = [
+        steady_load(host.clone(), true, stop.clone()),
+        steady_load(host.clone(), false, stop.clone()),
+    ];
+    let patch = json!({"spec": {
+        "template": demo_template_with_errors("v2", "0.3"),
+        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
+    }});
+    let rollouts: kube::Api<Rollout> = ns.api();
+    rollouts
+        .patch(
+            "demo",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .expect("release v2");
+    let aborted = wait_rollout_within(&ns, "demo", "the A/B test aborted", Duration::from_secs(150), |s| {
+        s.phase == Some(RolloutPhase::Aborted)
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.expect("load");
+    }
+    let abort = aborted.abort.expect("abort recorded");
+    println!("A/B with analysis: {}", abort.message);
+    assert_eq!(abort.reason, AbortReason::Regression, "{}", abort.message);
+    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
+        let rules = rules(&ns).await;
+        (!has_ab_rule(&rules)).then_some(rules)
+    })
+    .await;
+    assert_eq!(after, users_rules, "the route is the user's again");
+    wait_all_on(&host, true, "v1").await;
     delete_rollouts(&ns).await;
 }
