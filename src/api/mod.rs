@@ -18,10 +18,10 @@ pub use duration::{Duration, DurationError};
 pub use request::{ManualRequest, REQUEST_ANNOTATION, RequestedAction};
 pub use revision::{REVISION_LABEL, ROLLOUT_LABEL, revision_hash, revision_of_value};
 pub use rollout::{
-    AbTestStrategy, AnalysisArg, AnalysisTemplateRef, BlueGreenStrategy, CanaryStep, CanaryStrategy, GatewayApiRouting,
-    HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName, MAX_STEPS, MirrorStage, PauseStep,
-    RequestMatch, RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec, RolloutStrategy, ServiceRef, TrafficRouting,
-    VirtualServiceRef, WorkloadRef,
+    AbTestStrategy, AnalysisArg, AnalysisTemplateRef, BlueGreenStrategy, COOKIE_HEADER, CanaryStep, CanaryStrategy,
+    CookieMatch, GatewayApiRouting, HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName, MAX_STEPS,
+    MirrorStage, PauseStep, RequestMatch, RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec, RolloutStrategy,
+    ServiceRef, TrafficRouting, VirtualServiceRef, WorkloadRef,
 };
 pub use status::{
     AbortReason, AbortStatus, HandledRequest, PauseReason, PauseStatus, REQUEST_HISTORY, RolloutPhase, RolloutStatus,

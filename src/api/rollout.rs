@@ -211,11 +211,19 @@ pub struct AbTestStrategy {
     pub scale_down_delay: Option<Duration>,
 }
 
-/// Requests carrying every one of these headers (exact values).
+/// Requests carrying every one of these headers (exact values) and, if set,
+/// the cookie. At least one of the two.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RequestMatch {
-    #[schemars(length(min = 1, max = 16))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub headers: Vec<HeaderMatch>,
+
+    /// A cookie the request must carry with exactly this value. One per
+    /// match: list more matches to accept any of several cookies. Routers
+    /// match it as a regular expression on the `Cookie` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<CookieMatch>,
 }
 
 impl RequestMatch {
@@ -223,14 +231,15 @@ impl RequestMatch {
     /// headers are a set: a route may store them in another order (Istio
     /// keeps them in a map).
     pub fn same(a: Option<&[RequestMatch]>, b: Option<&[RequestMatch]>) -> bool {
-        let canonical = |matches: &[RequestMatch]| -> Vec<Vec<(String, String)>> {
+        type Canonical = (Vec<(String, String)>, Option<CookieMatch>);
+        let canonical = |matches: &[RequestMatch]| -> Vec<Canonical> {
             matches
                 .iter()
                 .map(|m| {
                     let mut headers: Vec<(String, String)> =
                         m.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
                     headers.sort();
-                    headers
+                    (headers, m.cookie.clone())
                 })
                 .collect()
         };
@@ -248,6 +257,77 @@ pub struct HeaderMatch {
     pub name: String,
     #[schemars(length(max = 4096))]
     pub value: String,
+}
+
+/// One cookie and its exact value.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CookieMatch {
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    #[schemars(length(max = 4096))]
+    pub value: String,
+}
+
+/// The header a cookie travels in.
+pub const COOKIE_HEADER: &str = "cookie";
+/// Before the cookie: the start of the header or an earlier cookie and its
+/// `; ` separator.
+const COOKIE_BEFORE: &str = r"^(.*;\s*)?";
+/// After it: the end of the header or the next cookie.
+const COOKIE_AFTER: &str = r"(;.*)?$";
+
+impl CookieMatch {
+    /// The regular expression on the `Cookie` header that holds exactly
+    /// when the request carries this cookie with this value. Anchored at
+    /// both ends, so it means the same to routers that match the whole
+    /// value (Envoy, so Istio) and to those that search in it (Traefik).
+    pub fn header_pattern(&self) -> String {
+        format!(
+            "{COOKIE_BEFORE}{}={}{COOKIE_AFTER}",
+            regex_escape(&self.name),
+            regex_escape(&self.value)
+        )
+    }
+
+    /// Reads back a pattern written by `header_pattern`; `None` for any
+    /// other expression.
+    pub fn from_header_pattern(pattern: &str) -> Option<CookieMatch> {
+        let body = pattern.strip_prefix(COOKIE_BEFORE)?.strip_suffix(COOKIE_AFTER)?;
+        let text = regex_unescape(body)?;
+        // Cookie names never contain '='; values may.
+        let (name, value) = text.split_once('=')?;
+        let cookie = CookieMatch {
+            name: name.to_string(),
+            value: value.to_string(),
+        };
+        (cookie.header_pattern() == pattern).then_some(cookie)
+    }
+}
+
+const REGEX_SPECIAL: &str = r"\.+*?()|[]{}^$";
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if REGEX_SPECIAL.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn regex_unescape(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            c if REGEX_SPECIAL.contains(c) => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 /// Weight steps on a traffic router, or a replica-ratio canary without one.
@@ -461,5 +541,57 @@ impl RolloutSpec {
         None.or_else(|| strategy.canary.as_ref()?.traffic_routing.as_ref())
             .or_else(|| strategy.ab_test.as_ref().map(|ab| &ab.traffic_routing))
             .or_else(|| strategy.blue_green.as_ref()?.traffic_routing.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookie(name: &str, value: &str) -> CookieMatch {
+        CookieMatch {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_cookie_pattern_holds_exactly_when_the_request_carries_that_cookie() {
+        let pattern = regex::Regex::new(&cookie("canary", "always").header_pattern()).expect("a valid expression");
+        for header in [
+            "canary=always",
+            "a=1; canary=always",
+            "canary=always; b=2",
+            "a=1;canary=always;b=2",
+        ] {
+            assert!(pattern.is_match(header), "{header:?} carries the cookie");
+        }
+        for header in [
+            "canary=never",
+            "xcanary=always",
+            "canary=alwaysx",
+            "a=canary=always",
+            "",
+        ] {
+            assert!(!pattern.is_match(header), "{header:?} does not");
+        }
+    }
+
+    #[test]
+    fn cookie_values_are_matched_literally_and_read_back() {
+        let odd = cookie("group", "a.b+(c)|d=e");
+        let pattern = odd.header_pattern();
+        assert!(
+            regex::Regex::new(&pattern)
+                .expect("valid")
+                .is_match("x=1; group=a.b+(c)|d=e")
+        );
+        assert!(
+            !regex::Regex::new(&pattern)
+                .expect("valid")
+                .is_match("group=aXb+(c)|d=e")
+        );
+        assert_eq!(CookieMatch::from_header_pattern(&pattern), Some(odd));
+        assert_eq!(CookieMatch::from_header_pattern("^canary=.*$"), None, "not Siskin's");
     }
 }

@@ -201,11 +201,12 @@ fn step_label(steps: &StepPlan, index: usize, weight: i32) -> String {
     format!("step {}/{} ({traffic})", index + 1, steps.steps.len())
 }
 
-/// `x-beta=true or x-a=1 and x-b=2`, for messages.
+/// `x-beta=true or x-a=1 and cookie canary=always`, for messages.
 pub(super) fn describe_matches(matches: &[crate::api::RequestMatch]) -> String {
     let one = |m: &crate::api::RequestMatch| {
-        let headers: Vec<String> = m.headers.iter().map(|h| format!("{}={}", h.name, h.value)).collect();
-        headers.join(" and ")
+        let headers = m.headers.iter().map(|h| format!("{}={}", h.name, h.value));
+        let cookie = m.cookie.iter().map(|c| format!("cookie {}={}", c.name, c.value));
+        headers.chain(cookie).collect::<Vec<_>>().join(" and ")
     };
     matches.iter().map(one).collect::<Vec<_>>().join(" or ")
 }

@@ -9,9 +9,9 @@ use serde_json::json;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{
-    AbTestStrategy, BlueGreenStrategy, CanaryStep, CanaryStrategy, Duration as SpecDuration, DurationError, Hold,
-    InconclusivePolicy, MAX_STEPS, MirrorStage, RequestMatch, RollingStrategy, RolloutSpec, TrafficRouting,
-    revision_of_value,
+    AbTestStrategy, BlueGreenStrategy, COOKIE_HEADER, CanaryStep, CanaryStrategy, Duration as SpecDuration,
+    DurationError, Hold, InconclusivePolicy, MAX_STEPS, MirrorStage, RequestMatch, RollingStrategy, RolloutSpec,
+    TrafficRouting, revision_of_value,
 };
 
 /// How long the previous revision stays up after it stops receiving traffic
@@ -218,8 +218,10 @@ pub enum SpecError {
     NegativeReplicas,
     #[error("set exactly one strategy (canary, abTest, blueGreen or rolling)")]
     NoStrategy,
-    #[error("abTest.match[{index}] must name at least one header")]
+    #[error("abTest.match[{index}] must name at least one header or a cookie")]
     EmptyMatch { index: usize },
+    #[error("abTest.match[{index}] sets a cookie and a Cookie header; put the cookie in `cookie` only")]
+    CookieHeaderTwice { index: usize },
     #[error("canary.steps must have between 1 and {MAX_STEPS} steps")]
     StepCount,
     #[error("step {index}: set exactly one of weight or pause")]
@@ -260,6 +262,7 @@ impl SpecError {
             SpecError::NegativeReplicas => "negative_replicas",
             SpecError::NoStrategy => "no_strategy",
             SpecError::EmptyMatch { .. } => "empty_match",
+            SpecError::CookieHeaderTwice { .. } => "cookie_header_twice",
             SpecError::StepCount => "step_count",
             SpecError::StepKind { .. } => "step_kind",
             SpecError::HoldWithoutWeight { .. } => "hold_without_weight",
@@ -403,8 +406,11 @@ fn one_router(routing: &TrafficRouting, errors: &mut Vec<SpecError>) -> bool {
 /// until `siskin promote` (a pause after the match keeps the match).
 fn ab_test_steps(ab: &AbTestStrategy, analysed: bool, errors: &mut Vec<SpecError>) -> Vec<Step> {
     for (index, m) in ab.matches.iter().enumerate() {
-        if m.headers.is_empty() {
+        if m.headers.is_empty() && m.cookie.is_none() {
             errors.push(SpecError::EmptyMatch { index });
+        }
+        if m.cookie.is_some() && m.headers.iter().any(|h| h.name.eq_ignore_ascii_case(COOKIE_HEADER)) {
+            errors.push(SpecError::CookieHeaderTwice { index });
         }
     }
     if ab.matches.is_empty() {

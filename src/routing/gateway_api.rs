@@ -4,7 +4,7 @@
 //! Siskin adds one rule of its own, found again by its name, and removes it.
 
 use futures::future::BoxFuture;
-use gateway_api::httproutes::{HttpRoute, HttpRouteRulesBackendRefs};
+use gateway_api::httproutes::{HttpRoute, HttpRouteRulesBackendRefs, HttpRouteRulesMatchesHeadersType};
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
@@ -14,7 +14,7 @@ use super::{
     Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
     pointer, read_route,
 };
-use crate::api::{HeaderMatch, RequestMatch};
+use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch};
 
 /// Gateway API's default weight when a backendRef has none.
 const DEFAULT_WEIGHT: i32 = 1;
@@ -197,8 +197,9 @@ fn match_rule_indices(route: &HttpRoute, rule_name: &str) -> Vec<usize> {
         .collect()
 }
 
-/// The header matches of Siskin's match rule, if the route has it. Only
-/// the headers are read back: they are all Siskin ever writes there.
+/// The request matches of Siskin's match rule, if the route has it. Only
+/// the headers are read back: they are all Siskin ever writes there (a
+/// cookie as a regular expression on the Cookie header).
 pub fn match_rule_matches(route: &HttpRoute, rule_name: &str) -> Option<Vec<RequestMatch>> {
     let rules = route.spec.rules.as_deref().unwrap_or_default();
     let rule = rules.iter().find(|r| r.name.as_deref() == Some(rule_name))?;
@@ -206,16 +207,25 @@ pub fn match_rule_matches(route: &HttpRoute, rule_name: &str) -> Option<Vec<Requ
     Some(
         matches
             .iter()
-            .map(|m| RequestMatch {
-                headers: m
-                    .headers
-                    .iter()
-                    .flatten()
-                    .map(|h| HeaderMatch {
-                        name: h.name.clone(),
-                        value: h.value.clone(),
-                    })
-                    .collect(),
+            .map(|m| {
+                let mut read = RequestMatch {
+                    headers: vec![],
+                    cookie: None,
+                };
+                for h in m.headers.iter().flatten() {
+                    let regex = matches!(h.r#type, Some(HttpRouteRulesMatchesHeadersType::RegularExpression));
+                    let cookie = (regex && h.name.eq_ignore_ascii_case(COOKIE_HEADER))
+                        .then(|| CookieMatch::from_header_pattern(&h.value))
+                        .flatten();
+                    match cookie {
+                        Some(cookie) => read.cookie = Some(cookie),
+                        None => read.headers.push(HeaderMatch {
+                            name: h.name.clone(),
+                            value: h.value.clone(),
+                        }),
+                    }
+                }
+                read
             })
             .collect(),
     )
@@ -272,7 +282,7 @@ fn remove_rule_ops(index: usize, rule_name: &str) -> [PatchOperation; 2] {
     ]
 }
 
-/// Siskin's match rule: every match's headers, exact, to the canary
+/// Siskin's match rule: every match's headers, exact, and its cookie, to the canary
 /// Service on the port the user's weighted rule uses for it. Without a path
 /// a match covers every path (`PathPrefix /`); its headers then make it
 /// more specific than a user rule without headers, so it takes precedence.
@@ -293,12 +303,15 @@ fn match_rule(
     let matches: Vec<serde_json::Value> = wanted
         .iter()
         .map(|m| {
-            let headers: Vec<serde_json::Value> = m
+            let exact = m
                 .headers
                 .iter()
-                .map(|h| json!({"type": "Exact", "name": h.name, "value": h.value}))
-                .collect();
-            json!({"headers": headers})
+                .map(|h| json!({"type": "Exact", "name": h.name, "value": h.value}));
+            let cookie = m
+                .cookie
+                .iter()
+                .map(|c| json!({"type": "RegularExpression", "name": COOKIE_HEADER, "value": c.header_pattern()}));
+            json!({"headers": exact.chain(cookie).collect::<Vec<_>>()})
         })
         .collect();
     let mut backend = json!({"name": backends.canary, "weight": 1});

@@ -14,7 +14,7 @@ use super::{
     Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
     pointer, read_route,
 };
-use crate::api::{HeaderMatch, RequestMatch, VirtualServiceRef};
+use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch, VirtualServiceRef};
 
 /// Shifts traffic on one VirtualService in the Rollout's namespace.
 pub struct VirtualServiceRouter {
@@ -339,7 +339,7 @@ fn match_route_indices(vs: &VirtualService, match_route: &str) -> Vec<usize> {
 }
 
 /// The request matches of Siskin's match route, read back: exact header
-/// values, as Siskin writes them.
+/// values and a cookie's regular expression, as Siskin writes them.
 pub fn match_route_matches(vs: &VirtualService, match_route: &str) -> Option<Vec<RequestMatch>> {
     let http = vs.spec.http.as_deref().unwrap_or_default();
     let index = *match_route_indices(vs, match_route).first()?;
@@ -347,16 +347,26 @@ pub fn match_route_matches(vs: &VirtualService, match_route: &str) -> Option<Vec
     Some(
         matches
             .iter()
-            .map(|m| RequestMatch {
-                headers: m
-                    .headers
-                    .iter()
-                    .flatten()
-                    .map(|(name, value)| HeaderMatch {
-                        name: name.clone(),
-                        value: value.exact.clone().unwrap_or_default(),
-                    })
-                    .collect(),
+            .map(|m| {
+                let mut read = RequestMatch {
+                    headers: vec![],
+                    cookie: None,
+                };
+                for (name, value) in m.headers.iter().flatten() {
+                    let cookie = value
+                        .regex
+                        .as_deref()
+                        .filter(|_| name.eq_ignore_ascii_case(COOKIE_HEADER))
+                        .and_then(CookieMatch::from_header_pattern);
+                    match cookie {
+                        Some(cookie) => read.cookie = Some(cookie),
+                        None => read.headers.push(HeaderMatch {
+                            name: name.clone(),
+                            value: value.exact.clone().unwrap_or_default(),
+                        }),
+                    }
+                }
+                read
             })
             .collect(),
     )
@@ -404,7 +414,7 @@ pub fn match_patch(
     Ok(Some(Patch(ops)))
 }
 
-/// Siskin's match route: every match's headers, exact, to the canary
+/// Siskin's match route: every match's headers, exact, and its cookie, to the canary
 /// destination exactly as the user's weighted route names it (host form,
 /// port, subset).
 fn match_route_value(
@@ -424,11 +434,12 @@ fn match_route_value(
     let matches: Vec<serde_json::Value> = wanted
         .iter()
         .map(|m| {
-            let headers: serde_json::Map<String, serde_json::Value> = m
-                .headers
+            let exact = m.headers.iter().map(|h| (h.name.clone(), json!({"exact": h.value})));
+            let cookie = m
+                .cookie
                 .iter()
-                .map(|h| (h.name.clone(), json!({"exact": h.value})))
-                .collect();
+                .map(|c| (COOKIE_HEADER.to_string(), json!({"regex": c.header_pattern()})));
+            let headers: serde_json::Map<String, serde_json::Value> = exact.chain(cookie).collect();
             json!({"headers": headers})
         })
         .collect();

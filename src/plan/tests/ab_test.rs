@@ -7,6 +7,7 @@ use super::*;
 
 fn beta() -> Vec<RequestMatch> {
     vec![RequestMatch {
+        cookie: None,
         headers: vec![HeaderMatch {
             name: "x-beta".into(),
             value: "true".into(),
@@ -187,4 +188,37 @@ fn the_analysis_measures_the_requests_the_rule_sends_to_the_canary() {
     let status = in_flight(&spec, 0, Some(0));
     assert_eq!(status.canary_weight, Some(0));
     assert_eq!(measured_canary(&spec, &status).as_deref(), Some(CANARY));
+}
+
+#[test]
+fn a_match_may_be_a_cookie_alone_but_not_a_cookie_and_a_cookie_header() {
+    let canary = crate::api::CookieMatch {
+        name: "canary".into(),
+        value: "always".into(),
+    };
+    let mut spec = ab_spec(None);
+    if let Some(ab) = spec.strategy.ab_test.as_mut() {
+        ab.matches = vec![RequestMatch {
+            headers: vec![],
+            cookie: Some(canary.clone()),
+        }];
+    }
+    assert!(expand(&spec).is_ok());
+    if let Some(ab) = spec.strategy.ab_test.as_mut() {
+        ab.matches[0].headers.push(HeaderMatch {
+            name: "Cookie".into(),
+            value: "canary=always".into(),
+        });
+    }
+    assert_eq!(
+        expand(&spec).err(),
+        Some(vec![SpecError::CookieHeaderTwice { index: 0 }])
+    );
+    if let Some(ab) = spec.strategy.ab_test.as_mut() {
+        ab.matches[0] = RequestMatch {
+            headers: vec![],
+            cookie: None,
+        };
+    }
+    assert_eq!(expand(&spec).err(), Some(vec![SpecError::EmptyMatch { index: 0 }]));
 }

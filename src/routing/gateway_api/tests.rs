@@ -240,6 +240,7 @@ const AB_RULE: &str = "siskin-ab-shop";
 
 fn beta() -> Vec<RequestMatch> {
     vec![RequestMatch {
+        cookie: None,
         headers: vec![HeaderMatch {
             name: "x-beta".into(),
             value: "true".into(),
@@ -315,6 +316,7 @@ fn removing_the_ab_rule_leaves_exactly_the_users_route() {
 fn changed_matches_replace_the_ab_rule_instead_of_adding_another() {
     let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
     let other = vec![RequestMatch {
+        cookie: None,
         headers: vec![HeaderMatch {
             name: "x-group".into(),
             value: "b".into(),
@@ -333,5 +335,35 @@ fn ab_rule_does_not_count_as_a_weighted_rule() {
     assert!(
         matches!(state, RouteState::Present { split: Some(s), .. } if s == TrafficSplit::canary_percent(10)),
         "{state:?}"
+    );
+}
+
+fn canary_cookie() -> Vec<RequestMatch> {
+    vec![RequestMatch {
+        headers: vec![],
+        cookie: Some(CookieMatch {
+            name: "canary".into(),
+            value: "always".into(),
+        }),
+    }]
+}
+
+#[test]
+fn a_cookie_is_matched_by_a_regular_expression_on_the_cookie_header_and_read_back() {
+    let with_rule = applied(versioned(route_json(100, 0)), Some(&canary_cookie()));
+    let rule = with_rule["spec"]["rules"][3].clone();
+    assert_eq!(
+        rule["matches"],
+        json!([{"headers": [{"type": "RegularExpression", "name": "cookie",
+                             "value": r"^(.*;\s*)?canary=always(;.*)?$"}]}])
+    );
+    assert_eq!(
+        match_rule_matches(&route(with_rule.clone()), AB_RULE),
+        Some(canary_cookie())
+    );
+    assert_eq!(
+        match_patch_json(with_rule, Some(&canary_cookie())),
+        None,
+        "in place: no write"
     );
 }

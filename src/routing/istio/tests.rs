@@ -168,6 +168,7 @@ fn acceptance_follows_istio_status_when_there_is_one() {
 
 fn beta_testers() -> Vec<RequestMatch> {
     vec![RequestMatch {
+        cookie: None,
         headers: vec![HeaderMatch {
             name: "x-beta".into(),
             value: "true".into(),
@@ -220,6 +221,7 @@ fn an_ab_test_puts_its_named_route_first_with_the_users_canary_destination() {
 #[test]
 fn headers_stored_in_another_order_are_the_same_match() {
     let wanted = vec![RequestMatch {
+        cookie: None,
         headers: vec![
             HeaderMatch {
                 name: "x-tier".into(),
@@ -317,4 +319,26 @@ fn a_users_own_mirror_elsewhere_is_never_replaced() {
     assert!(matches!(refused, Err(RoutingError::Unsupported { .. })));
     let untouched = mirror_patch(&vs(value), &primary(), &backends(), None).expect("primary has both");
     assert_eq!(untouched, None, "nothing of Siskin's to remove");
+}
+
+#[test]
+fn a_cookie_is_matched_by_a_regex_on_the_cookie_header_and_read_back() {
+    let wanted = vec![RequestMatch {
+        headers: beta_testers().remove(0).headers,
+        cookie: Some(crate::api::CookieMatch {
+            name: "canary".into(),
+            value: "always".into(),
+        }),
+    }];
+    let mut value = vs_json(100, 0);
+    value["metadata"]["resourceVersion"] = json!("41");
+    let patch = match_patch_json(value.clone(), Some(&wanted)).expect("a write");
+    let patch: json_patch::Patch = serde_json::from_value(patch).expect("patch");
+    json_patch::patch(&mut value, &patch).expect("applies");
+    assert_eq!(
+        value["spec"]["http"][0]["match"],
+        json!([{"headers": {"x-beta": {"exact": "true"},
+                            "cookie": {"regex": r"^(.*;\s*)?canary=always(;.*)?$"}}}])
+    );
+    assert_eq!(match_patch_json(value, Some(&wanted)), None, "in place: no write");
 }
