@@ -194,7 +194,7 @@ pub struct RollingStrategy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AbTestStrategy {
-    /// The route that gets the matching rule. Gateway API only for now.
+    /// The route that gets the matching rule: an HTTPRoute or a VirtualService.
     pub traffic_routing: TrafficRouting,
 
     /// Requests matching any entry go to the canary.
