@@ -241,6 +241,12 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
     }
     lifecycle::retire_old_revisions(ctx, steps, &desired);
     hooks::requeue_pending(ctx);
+    // The analysis is evaluated when the Rollout is reconciled: while it
+    // measures, reconcile at least every poll, so that a regression is
+    // caught during a long minimum hold or an inconclusive pause too.
+    if progress::measuring(steps, &ctx.status).is_some() {
+        ctx.requeue(ANALYSIS_POLL);
+    }
 }
 
 /// The canary's share as users get it: from the route once the data plane

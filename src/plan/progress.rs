@@ -76,14 +76,18 @@ pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
 /// aborted nor finished) whose current step sends it requests. `None` when
 /// there is nothing to compare.
 pub fn measured_canary(spec: &RolloutSpec, status: &RolloutStatus) -> Option<String> {
-    spec.analysis.as_ref()?;
+    measuring(&expand(spec).ok()?, status)
+}
+
+pub(super) fn measuring(steps: &StepPlan, status: &RolloutStatus) -> Option<String> {
+    steps.analysis.as_ref()?;
     let canary = status.canary_revision.clone()?;
     let live = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
     let index = status
         .current_step_index
         .and_then(|i| usize::try_from(i).ok())
         .unwrap_or(0);
-    let serves = expand(spec).is_ok_and(|steps| steps.canary_serves_at(index));
+    let serves = steps.canary_serves_at(index);
     (live && serves && status.abort.is_none() && status.stable_revision.is_some()).then_some(canary)
 }
 

@@ -154,3 +154,26 @@ fn verdict_is_ignored_without_analysis() {
     assert_eq!(plan.status.current_step_index, Some(1));
     assert_eq!(plan.status.verdict, None);
 }
+
+#[test]
+fn the_analysis_is_polled_through_a_minimum_hold() {
+    // The judge only runs when the Rollout is reconciled: a regression
+    // ten seconds into a minute's hold must not wait for its end.
+    let spec = analysed(InconclusivePolicy::Pause);
+    let observed = verdict(world(&spec, 10), Verdict::Continue);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 10);
+    assert_eq!(plan.status.current_step_index, Some(0));
+    assert_eq!(plan.requeue_after, Some(ANALYSIS_POLL));
+}
+
+#[test]
+fn an_inconclusive_pause_keeps_polling_and_still_aborts_on_a_regression() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let inconclusive = verdict(world(&spec, 10), Verdict::Inconclusive);
+    let paused = run(&spec, &in_flight(&spec, 0, Some(0)), &inconclusive, 60);
+    assert_eq!(paused.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(paused.requeue_after, Some(ANALYSIS_POLL));
+    let regression = verdict(world(&spec, 10), Verdict::Regression);
+    let later = run(&spec, &paused.status, &regression, 75);
+    assert_eq!(later.status.phase, Some(RolloutPhase::Aborted));
+}
