@@ -151,7 +151,9 @@ pub struct BlueGreenStrategy {
     pub auto_promote: Option<bool>,
 
     /// How long green is previewed before the switch. With analysis this is
-    /// the longest the preview waits for a conclusion. Defaults to none.
+    /// the longest the preview waits for a conclusion, and the preview lasts
+    /// at least a minute (or this, if shorter) so that the first preview
+    /// requests reach the metrics. Defaults to none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_duration: Option<Duration>,
 
@@ -189,8 +191,9 @@ pub struct RollingStrategy {
 /// An A/B test: only requests matching `match` reach the canary, through one
 /// rule Siskin adds to the route and removes again; everything else stays on
 /// stable. It lasts `duration`, or until the analysis concludes: non-inferior
-/// promotes, a regression aborts. Without `duration` or analysis it waits
-/// for `siskin promote`.
+/// promotes (after at least a minute, or `duration` if shorter, for the
+/// first matched requests to reach the metrics), a regression aborts.
+/// Without `duration` or analysis it waits for `siskin promote`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AbTestStrategy {

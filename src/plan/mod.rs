@@ -25,7 +25,9 @@ pub use engine::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL, plan};
 pub use hooks::{HOOK_RETRY, HookCall, HookOutcome, HookResult, due_hooks, hook_timeout};
 pub use observed::{Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
 pub use progress::measured_canary;
-pub use steps::{BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, Shape, SpecError, Step, StepPlan, expand};
+pub use steps::{
+    BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, FIRST_DATA_GRACE, Shape, SpecError, Step, StepPlan, expand,
+};
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,14 @@ pub const DEFAULT_SCALE_DOWN_DELAY: Duration = Duration::from_secs(30);
 /// lets endpoints and proxies converge on the promoted selector.
 pub const BLUE_GREEN_SETTLE: Duration = Duration::from_secs(5);
 
+/// The least hold of an analysed A/B test or blue/green preview, whose
+/// canary gets its first requests only once the step starts (the rule's
+/// matches, the preview's testers). Until then a query for the canary may
+/// find no series at all, which is inconclusive; this gives the first
+/// requests time to be scraped before that counts. Bounded by the step's
+/// own maximum.
+pub const FIRST_DATA_GRACE: Duration = Duration::from_secs(60);
+
 /// One step of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -421,7 +429,7 @@ fn ab_test_steps(ab: &AbTestStrategy, analysed: bool, errors: &mut Vec<SpecError
     match (analysed, duration) {
         (true, max) => vec![Step::Match {
             matches,
-            min: Duration::ZERO,
+            min: first_data_grace(max),
             max,
         }],
         (false, Some(d)) => vec![Step::Match {
@@ -448,7 +456,7 @@ fn ab_test_steps(ab: &AbTestStrategy, analysed: bool, errors: &mut Vec<SpecError
 fn blue_green_steps(bg: &BlueGreenStrategy, analysed: bool, errors: &mut Vec<SpecError>) -> Vec<Step> {
     let preview = optional_duration(bg.preview_duration.as_ref(), "blueGreen.previewDuration", errors);
     let (min, max) = match (analysed, preview) {
-        (true, max) => (Duration::ZERO, max),
+        (true, max) => (first_data_grace(max), max),
         (false, Some(d)) => (d, Some(d)),
         (false, None) => (Duration::ZERO, Some(Duration::ZERO)),
     };
@@ -460,6 +468,10 @@ fn blue_green_steps(bg: &BlueGreenStrategy, analysed: bool, errors: &mut Vec<Spe
     }
     steps.push(Step::Switch { window });
     steps
+}
+
+fn first_data_grace(max: Option<Duration>) -> Duration {
+    max.map_or(FIRST_DATA_GRACE, |max| max.min(FIRST_DATA_GRACE))
 }
 
 /// `maxSurge` and `maxUnavailable` in pods, rounded as a Deployment rounds

@@ -73,14 +73,39 @@ fn ab_test_without_duration_or_analysis_waits_for_promote_with_the_match_in_plac
 }
 
 #[test]
-fn ab_test_with_analysis_may_end_as_soon_as_it_concludes() {
+fn ab_test_with_analysis_may_end_once_it_concludes_after_a_minute_for_the_first_data() {
     let steps = steps_of(&with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause));
     let expected = Step::Match {
         matches: beta(),
-        min: Duration::ZERO,
+        min: FIRST_DATA_GRACE,
         max: Some(secs(3600)),
     };
     assert_eq!(steps.steps, [expected]);
+    let short = steps_of(&with_analysis(ab_spec(Some("20s")), InconclusivePolicy::Pause));
+    assert!(
+        matches!(short.steps[0], Step::Match { min, .. } if min == secs(20)),
+        "never past the maximum"
+    );
+}
+
+#[test]
+fn missing_data_in_the_first_minute_of_an_ab_test_is_not_yet_inconclusive() {
+    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
+    let status = in_flight(&spec, 0, Some(0));
+    let early = run(
+        &spec,
+        &status,
+        &verdict(ab_world(&spec, true), Verdict::Inconclusive),
+        30,
+    );
+    assert_eq!(early.status.phase, Some(RolloutPhase::Progressing));
+    let later = run(
+        &spec,
+        &status,
+        &verdict(ab_world(&spec, true), Verdict::Inconclusive),
+        61,
+    );
+    assert_eq!(later.status.phase, Some(RolloutPhase::Paused));
 }
 
 #[test]

@@ -158,3 +158,16 @@ fn the_analysis_measures_green_in_preview_until_an_abort() {
         "no analysis"
     );
 }
+
+#[test]
+fn an_analysed_preview_gives_the_first_preview_requests_a_minute() {
+    let steps = steps_of(&with_analysis(bg_spec(false, None), InconclusivePolicy::Pause));
+    assert_eq!(
+        steps.steps[0],
+        Step::Weight {
+            weight: 0,
+            min: FIRST_DATA_GRACE,
+            max: None
+        }
+    );
+}
