@@ -119,18 +119,23 @@ fn evidence(status: &RolloutStatus) -> String {
     status.analysis.as_ref().map(|a| a.to_string()).unwrap_or_default()
 }
 
+/// The faulty release's minimum hold: long, so that an abort before its end
+/// shows the analysis is not waiting for it.
+const MIN_HOLD: Duration = Duration::from_secs(150);
+
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_traffic_returns_to_stable() {
     let s = setup_with_stable_rate(
         "analysis-faulty",
         traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
-        json!({"min": "10s", "max": "180s"}),
+        json!({"min": format!("{}s", MIN_HOLD.as_secs()), "max": "180s"}),
         FAULTY_STABLE_RATE,
     )
     .await;
     let _load = load(&s.host);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let released = jiff::Timestamp::now();
     release(&s.ns, FAULTY_CANARY_RATE).await;
     let status = wait_long(&s.ns, "the faulty canary to be aborted", |st| {
         st.phase == Some(RolloutPhase::Aborted)
@@ -139,6 +144,13 @@ async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_tra
     println!("aborted: {:?}\nevidence: {}", status.message, evidence(&status));
     let (_, reason, message) = condition_of(&status, "Aborted").expect("Aborted condition");
     assert_eq!(reason, "Regression", "aborted by the analysis: {message}");
+    let aborted_at = status.abort.as_ref().expect("abort").at.0;
+    let after = aborted_at.duration_since(released);
+    println!("aborted {:.0}s after the release", after.as_secs_f64());
+    assert!(
+        after < jiff::SignedDuration::try_from(MIN_HOLD).expect("duration"),
+        "a regression aborts during the step's minimum hold, not at its end"
+    );
     let route = s.ns.api::<HttpRoute>().get("demo").await.expect("route");
     let weights: Vec<_> = route.spec.rules.unwrap_or_default()[0]
         .backend_refs
