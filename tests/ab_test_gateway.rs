@@ -221,19 +221,11 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
         steady_load(host.clone(), Some(BETA), stop.clone()),
         steady_load(host.clone(), None, stop.clone()),
     ];
-    let patch = json!({"spec": {
+    let release = json!({
         "template": demo_template_with_errors("v2", "0.3"),
         "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-    }});
-    let rollouts: kube::Api<Rollout> = ns.api();
-    rollouts
-        .patch(
-            "demo",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(patch),
-        )
-        .await
-        .expect("release v2");
+    });
+    patch_spec(&ns, "demo", release).await;
     let aborted = wait_rollout_within(&ns, "demo", "the A/B test aborted", Duration::from_secs(150), |s| {
         s.phase == Some(RolloutPhase::Aborted)
     })

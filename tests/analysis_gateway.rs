@@ -97,15 +97,12 @@ fn load(host: &str) -> tokio::process::Child {
 }
 
 async fn release(ns: &TestNamespace, error_rate: &str) {
-    let patch = json!({"spec": {"template": demo_template_with_errors("v2", error_rate)}});
-    ns.api::<Rollout>()
-        .patch(
-            "demo",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(patch),
-        )
-        .await
-        .expect("release v2");
+    patch_spec(
+        ns,
+        "demo",
+        json!({"template": demo_template_with_errors("v2", error_rate)}),
+    )
+    .await;
 }
 
 async fn wait_long(ns: &TestNamespace, what: &str, pred: impl Fn(&RolloutStatus) -> bool) -> RolloutStatus {

@@ -568,12 +568,8 @@ async fn an_invalid_change_freezes_the_rollout_where_it_is_until_fixed() {
     let v1 = stable(&ns, "demo").await;
 
     let hook = json!({"name": "check", "type": "preRollout", "url": "http://hooks.test/"});
-    let broken = json!({"spec": {"template": demo_template("v2"), "webhooks": [hook.clone(), hook]}});
-    let rollouts: Api<Rollout> = ns.api();
-    rollouts
-        .patch("demo", &PatchParams::default(), &Patch::Merge(broken))
-        .await
-        .expect("release v2 with a broken spec");
+    let broken = json!({"template": demo_template("v2"), "webhooks": [hook.clone(), hook]});
+    patch_spec(&ns, "demo", broken).await;
     let status = wait_rollout(&ns, "demo", "the spec refused", |s| {
         s.phase == Some(RolloutPhase::InvalidSpec)
     })
@@ -587,11 +583,7 @@ async fn an_invalid_change_freezes_the_rollout_where_it_is_until_fixed() {
         vec![("demo-stable".into(), 100), ("demo-canary".into(), 0)]
     );
 
-    let fixed = json!({"spec": {"webhooks": null}});
-    rollouts
-        .patch("demo", &PatchParams::default(), &Patch::Merge(fixed))
-        .await
-        .expect("fix the spec");
+    patch_spec(&ns, "demo", json!({"webhooks": null})).await;
     wait_rollout(&ns, "demo", "v2 promoted once the spec is fixed", |s| {
         s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.as_deref().is_some_and(|r| r != v1)
     })

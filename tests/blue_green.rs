@@ -263,20 +263,12 @@ async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_liv
     let live_load = steady_load(live.clone(), stop.clone());
     // A verdict inconclusive for the whole preview would pause, not abort:
     // only evidence of a regression ends this release.
-    let patch = serde_json::json!({"spec": {
+    let release = json!({
         "template": demo_template_with_errors("v2", "0.3"),
         "strategy": {"blueGreen": {"previewDuration": "120s"}},
         "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-    }});
-    let rollouts: kube::Api<Rollout> = ns.api();
-    rollouts
-        .patch(
-            "demo",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(patch),
-        )
-        .await
-        .expect("release v2");
+    });
+    patch_spec(&ns, "demo", release).await;
     eventually("the preview to answer with green", Duration::from_secs(60), || async {
         let by_version = through_gateway(&preview, 200, 20).await["by_version"].clone();
         (by_version.as_object()?.keys().collect::<Vec<_>>() == ["v2"]).then_some(())

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase};
 use support::*;
@@ -176,14 +176,11 @@ async fn rolling_update_keeps_surge_and_availability_and_walks_back_on_a_regress
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_pods(&ns, &v2, stop.clone());
     let traffic = spawn_service_load(&ns);
-    let patch = json!({"spec": {
+    let release = json!({
         "template": demo_template_with_errors("v3", "0.3"),
         "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "abort"},
-    }});
-    rollouts
-        .patch("demo", &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .expect("release v3");
+    });
+    patch_spec(&ns, "demo", release).await;
     let aborted = wait_rollout_within(&ns, "demo", "v3 aborted", Duration::from_secs(180), |s| {
         s.phase == Some(RolloutPhase::Aborted)
     })

@@ -354,15 +354,20 @@ pub async fn wait_rollout(
 
 /// Points Rollout `name` at the demo app's `version`: a new revision.
 pub async fn release_version(ns: &TestNamespace, name: &str, version: &str) {
-    let patch = json!({"spec": {"template": demo_template(version)}});
+    patch_spec(ns, name, json!({"template": demo_template(version)})).await;
+}
+
+/// Merges `spec` into Rollout `name`'s spec, as `kubectl patch --type=merge`
+/// would; a `null` field removes it.
+pub async fn patch_spec(ns: &TestNamespace, name: &str, spec: serde_json::Value) {
     ns.api::<siskin::api::Rollout>()
         .patch(
             name,
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(patch),
+            &kube::api::Patch::Merge(json!({"spec": spec})),
         )
         .await
-        .expect("new template");
+        .unwrap_or_else(|e| panic!("patch the spec of Rollout {name}: {e}"));
 }
 
 /// The condition of `type_` as `(status, reason, message)`, if set.
