@@ -16,18 +16,19 @@ mod webhook;
 
 pub use duration::{Duration, DurationError};
 pub use request::{ManualRequest, REQUEST_ANNOTATION, RequestedAction};
-pub use revision::{REVISION_LABEL, ROLLOUT_LABEL, revision_hash, revision_of_value};
+pub use revision::{ADOPT_ANNOTATION, REVISION_LABEL, ROLLOUT_LABEL, revision_hash, revision_of_value};
 pub use rollout::{
     AbTestStrategy, AnalysisArg, AnalysisTemplateRef, BlueGreenStrategy, COOKIE_HEADER, CanaryStep, CanaryStrategy,
-    CookieMatch, GatewayApiRouting, HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName, MAX_STEPS,
-    MirrorStage, PauseStep, RequestMatch, RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec, RolloutStrategy,
-    ServiceRef, TrafficRouting, VirtualServiceRef, WorkloadRef,
+    CookieMatch, GatewayApiRouting, HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName,
+    MAX_ANALYSIS_ARGS, MAX_ANALYSIS_TEMPLATES, MAX_REPLICAS, MAX_ROLLOUT_NAME, MAX_SERVICE_NAME, MAX_STEPS,
+    MAX_WEBHOOKS, MirrorStage, PauseStep, RequestMatch, RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec,
+    RolloutStrategy, ServiceRef, TrafficRouting, VirtualServiceRef, WorkloadRef,
 };
 pub use status::{
     AbortReason, AbortStatus, HandledRequest, PauseReason, PauseStatus, REQUEST_HISTORY, RolloutPhase, RolloutStatus,
     ScheduledScaleDown,
 };
-pub use webhook::{HookPhase, HookStatus, Webhook, WebhookFailurePolicy, WebhookType};
+pub use webhook::{HookPhase, HookStatus, MAX_WEBHOOK_TIMEOUT, Webhook, WebhookFailurePolicy, WebhookType};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

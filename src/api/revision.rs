@@ -11,6 +11,12 @@ pub const REVISION_LABEL: &str = "siskin.io/revision";
 /// The label naming the Rollout that owns a Deployment or Service.
 pub const ROLLOUT_LABEL: &str = "siskin.io/rollout";
 
+/// Opts an object Siskin did not create into being managed by one Rollout:
+/// its value names that Rollout. Siskin never takes over a `<service>-stable`
+/// or `<service>-canary` Service it did not create, nor scales a
+/// `workloadRef` Deployment to zero, without it.
+pub const ADOPT_ANNOTATION: &str = "siskin.io/adopt";
+
 /// Hex digits kept from the digest: short enough for names and labels, long
 /// enough that two templates of one Rollout never collide in practice.
 const REVISION_LEN: usize = 10;

@@ -13,6 +13,22 @@ use super::status::RolloutStatus;
 /// within the API server's cost budget.
 pub const MAX_STEPS: usize = 64;
 
+/// The most replicas a Rollout may ask for. Every bound below keeps what
+/// one tenant can make the controller hold, compute or call small, since
+/// one controller serves every Rollout in the cluster.
+pub const MAX_REPLICAS: i32 = 10_000;
+/// The longest Rollout name: `<name>-<revision>` names its Deployments and
+/// the name is a label value, both limited to 63 characters.
+pub const MAX_ROLLOUT_NAME: usize = 52;
+/// The longest Service name: `<name>-stable` and `<name>-canary` are
+/// Service names, limited to 63 characters.
+pub const MAX_SERVICE_NAME: usize = 56;
+/// Analysis templates one Rollout may reference, and arguments it may pass.
+pub const MAX_ANALYSIS_TEMPLATES: usize = 8;
+pub const MAX_ANALYSIS_ARGS: usize = 32;
+/// Webhooks one Rollout may have.
+pub const MAX_WEBHOOKS: usize = 16;
+
 /// The rollout of one workload: which pod template, how many replicas, which
 /// Service fronts it, and the strategy that moves traffic to a new revision.
 // Printer columns repeat `type_ = "string"`, which clippy mistakes for a
@@ -35,6 +51,8 @@ pub const MAX_STEPS: usize = 64;
     printcolumn(name = "Verdict", type_ = "string", json_path = ".status.verdict"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
+#[kube(validation = Rule::new("size(self.metadata.name) <= 52")
+    .message("a Rollout name has at most 52 characters: its Deployments are named <rollout>-<revision>"))]
 #[x_kube(validation = Rule::new("has(self.template) != has(self.workloadRef)")
     .message("set exactly one of template or workloadRef"))]
 #[serde(rename_all = "camelCase")]
@@ -52,7 +70,7 @@ pub struct RolloutSpec {
 
     /// Pods of the stable revision once a rollout completes.
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 10_000))]
     pub replicas: i32,
 
     /// The Service users call. Siskin manages `<name>-stable` and
@@ -92,6 +110,9 @@ pub struct WorkloadRef {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRef {
+    /// A DNS-1035 label of at most 56 characters, so that `<name>-stable`
+    /// and `<name>-canary` are valid Service names.
+    #[schemars(length(min = 1, max = 56), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
@@ -480,9 +501,10 @@ pub struct PauseStep {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutAnalysis {
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 8))]
     pub templates: Vec<AnalysisTemplateRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub args: Vec<AnalysisArg>,
     /// What to do when the analysis cannot conclude: no data, too few
     /// samples, or no conclusion by a step's maximum hold. Never promote.
@@ -494,6 +516,7 @@ pub struct RolloutAnalysis {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisTemplateRef {
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cluster_scope: bool,
@@ -502,7 +525,9 @@ pub struct AnalysisTemplateRef {
 /// A value for one of the templates' arguments.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AnalysisArg {
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
+    #[schemars(length(max = 256))]
     pub value: String,
 }
 

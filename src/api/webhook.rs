@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Duration;
 
+/// The longest a webhook call may take: a call holds its Rollout's
+/// reconcile, and one controller serves every Rollout.
+pub const MAX_WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One webhook. Siskin POSTs a JSON body (the Rollout's name and
 /// namespace, the hook's name and type, the revisions, the step and
 /// `metadata`); a 2xx answer is a yes.
@@ -22,9 +26,9 @@ pub struct Webhook {
     #[serde(rename = "type")]
     pub type_: WebhookType,
     /// An absolute `http://` or `https://` URL.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 2048))]
     pub url: String,
-    /// How long one call may take. Defaults to 10s.
+    /// How long one call may take. Defaults to 10s; at most 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
     /// Failed calls (timeouts, connection errors; for gates other than

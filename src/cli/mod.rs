@@ -148,13 +148,35 @@ async fn rollouts(target: &Target) -> anyhow::Result<(Api<Rollout>, String)> {
 }
 
 /// Records a manual request on the Rollout; the controller acts on it once.
+/// The request names the canary in flight, so it cannot apply to a newer
+/// one, and it never replaces an abort the controller has not handled yet.
 async fn request(target: &Target, action: RequestedAction) -> anyhow::Result<()> {
     let (api, name) = rollouts(target).await?;
-    let request = ManualRequest::new(action, Timestamp::now());
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(request.merge_patch()))
+    let rollout = api
+        .get(&name)
         .await
-        .with_context(|| format!("recording {action} on Rollout {name}"))?;
-    println!("rollout {name}: {action} requested");
+        .with_context(|| format!("reading Rollout {name}"))?;
+    let status = rollout.status.as_ref();
+    if let Some(pending) = ManualRequest::from_rollout(&rollout)
+        && pending.is_abort()
+        && action != RequestedAction::Abort
+        && status.and_then(|s| s.last_handled_request.as_deref()) != Some(pending.id.as_str())
+    {
+        anyhow::bail!("rollout {name}: an abort is pending and wins; {action} was not recorded");
+    }
+    let revision = status.and_then(|s| s.canary_revision.as_deref());
+    let request = ManualRequest::new(action, Timestamp::now(), revision);
+    // The resourceVersion makes the write conditional on what was read, so
+    // an abort recorded in between is never overwritten.
+    let mut patch = request.merge_patch();
+    patch["metadata"]["resourceVersion"] = serde_json::json!(rollout.metadata.resource_version);
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .with_context(|| format!("recording {action} on Rollout {name} (it changed meanwhile? try again)"))?;
+    match revision {
+        Some(revision) => println!("rollout {name}: {action} requested for revision {revision}"),
+        None => println!("rollout {name}: {action} requested"),
+    }
     Ok(())
 }
 

@@ -15,6 +15,10 @@ pub enum Error {
     MissingNamespace,
     #[error("the pod template of {what} cannot be used: {message}")]
     Template { what: String, message: String },
+    #[error("the reconcile did not finish within {}s; it is retried, and every other Rollout carries on", .0.as_secs())]
+    Deadline(std::time::Duration),
+    #[error("internal error while reconciling ({0}); retried in a minute, every other Rollout carries on")]
+    Panicked(String),
 }
 
 impl From<kube::Error> for Error {
@@ -32,6 +36,8 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::MissingNamespace => "missing_namespace",
             Error::Template { .. } => "invalid_template",
+            Error::Deadline(_) => "deadline",
+            Error::Panicked(_) => "panic",
         }
     }
 
@@ -41,6 +47,8 @@ impl Error {
             Error::Routing(RoutingError::Conflict { .. }) => "RouteConflict",
             Error::Routing(_) => "RouteError",
             Error::Template { .. } => "InvalidTemplate",
+            Error::Deadline(_) => "ReconcileDeadline",
+            Error::Panicked(_) => "ReconcilePanicked",
             _ => "ReconcileError",
         }
     }

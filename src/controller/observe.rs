@@ -7,7 +7,9 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use super::Error;
-use crate::api::{ManualRequest, REVISION_LABEL, ROLLOUT_LABEL, Rollout, revision_hash};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::{ADOPT_ANNOTATION, ManualRequest, REVISION_LABEL, ROLLOUT_LABEL, Rollout, revision_hash};
 use crate::plan::{Observed, RevisionState, RouteState, ServiceSelectors};
 use crate::routing::{RoutingError, TrafficRouter};
 
@@ -17,6 +19,32 @@ use crate::routing::{RoutingError, TrafficRouter};
 pub struct DesiredTemplate {
     pub template: Option<PodTemplateSpec>,
     pub workload_ref_replicas: Option<i32>,
+    /// Why the `workloadRef` Deployment may not be taken over, if it may not.
+    pub not_adopted: Option<String>,
+}
+
+/// Whether `rollout` may manage an object it finds: one it created (labelled
+/// with its name) or one whose owner opted it in by annotation.
+fn adopted_by(meta: &ObjectMeta, rollout: &str) -> bool {
+    let labelled = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(ROLLOUT_LABEL))
+        .map(String::as_str)
+        == Some(rollout);
+    let annotated = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ADOPT_ANNOTATION))
+        .map(String::as_str)
+        == Some(rollout);
+    labelled || annotated
+}
+
+fn not_adopted(kind: &str, ns: &str, name: &str, rollout: &str, what: &str) -> String {
+    format!(
+        "{kind} {ns}/{name} exists and was not created by Siskin; {what} only once it is annotated {ADOPT_ANNOTATION}={rollout}"
+    )
 }
 
 pub async fn desired_template(client: &Client, ns: &str, rollout: &Rollout) -> Result<DesiredTemplate, Error> {
@@ -24,12 +52,14 @@ pub async fn desired_template(client: &Client, ns: &str, rollout: &Rollout) -> R
         return Ok(DesiredTemplate {
             template: Some(template.clone()),
             workload_ref_replicas: None,
+            not_adopted: None,
         });
     }
     let Some(reference) = &rollout.spec.workload_ref else {
         return Ok(DesiredTemplate {
             template: None,
             workload_ref_replicas: None,
+            not_adopted: None,
         });
     };
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -37,12 +67,19 @@ pub async fn desired_template(client: &Client, ns: &str, rollout: &Rollout) -> R
         return Ok(DesiredTemplate {
             template: None,
             workload_ref_replicas: None,
+            not_adopted: None,
         });
     };
+    let rollout_name = rollout.name_any();
+    let refused = (!adopted_by(&workload.metadata, &rollout_name)).then(|| {
+        let what = "Siskin takes its pod template and scales it to zero";
+        not_adopted("Deployment", ns, &reference.name, &rollout_name, what)
+    });
     let spec = workload.spec.unwrap_or_default();
     Ok(DesiredTemplate {
         template: Some(spec.template),
         workload_ref_replicas: Some(spec.replicas.unwrap_or(1)),
+        not_adopted: refused,
     })
 }
 
@@ -69,10 +106,23 @@ fn revision_state(revision: &str, d: &Deployment) -> RevisionState {
     }
 }
 
-async fn selected_revision(services: &Api<Service>, name: &str) -> Result<Option<String>, Error> {
-    let service = services.get_opt(name).await?;
+/// The revision a Siskin-managed Service selects; a Service of that name
+/// that Siskin did not create is reported in `refused` and read as absent.
+async fn selected_revision(
+    services: &Api<Service>,
+    (ns, name): (&str, &str),
+    rollout: &str,
+    refused: &mut Vec<String>,
+) -> Result<Option<String>, Error> {
+    let Some(service) = services.get_opt(name).await? else {
+        return Ok(None);
+    };
+    if !adopted_by(&service.metadata, rollout) {
+        refused.push(not_adopted("Service", ns, name, rollout, "Siskin manages its selector"));
+        return Ok(None);
+    }
     Ok(service
-        .and_then(|s| s.spec)
+        .spec
         .and_then(|s| s.selector)
         .and_then(|sel| sel.get(REVISION_LABEL).cloned()))
 }
@@ -96,9 +146,11 @@ pub async fn observe(
     let desired = desired_template(client, ns, rollout).await?;
     let owned = revisions(client, ns, &name).await?;
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let mut refused: Vec<String> = desired.not_adopted.clone().into_iter().collect();
+    let (stable, canary) = (rollout.spec.service.stable_name(), rollout.spec.service.canary_name());
     let selectors = ServiceSelectors {
-        stable: selected_revision(&services, &rollout.spec.service.stable_name()).await?,
-        canary: selected_revision(&services, &rollout.spec.service.canary_name()).await?,
+        stable: selected_revision(&services, (ns, &stable), &name, &mut refused).await?,
+        canary: selected_revision(&services, (ns, &canary), &name, &mut refused).await?,
     };
     let route = match router {
         None => None,
@@ -118,6 +170,7 @@ pub async fn observe(
         request: ManualRequest::from_rollout(rollout),
         workload_ref_replicas: desired.workload_ref_replicas,
         hooks: Vec::new(),
+        not_adopted: refused,
     };
     Ok(World {
         observed,

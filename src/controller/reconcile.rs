@@ -22,7 +22,41 @@ use crate::api::{Rollout, RolloutStatus};
 use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, TrafficSplit, due_hooks, plan};
 use crate::routing::router_for;
 
+/// The longest one reconcile may take. Every call inside has its own
+/// timeout; this bounds their sum, so a Rollout whose webhooks, metrics or
+/// API calls all hang gives its slot back to the others.
+pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How soon a Rollout whose reconcile panicked is tried again.
+const PANIC_RETRY: Duration = Duration::from_secs(60);
+
+/// Reconciles one Rollout, within [`RECONCILE_DEADLINE`]. A panic is
+/// contained to this Rollout (a Warning Event and a metric), never the
+/// process: one controller serves every Rollout in the cluster.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    use futures::FutureExt;
+    let started = Instant::now();
+    let guarded = std::panic::AssertUnwindSafe(reconcile_unguarded(rollout.clone(), ctx.clone())).catch_unwind();
+    let result = match tokio::time::timeout(RECONCILE_DEADLINE, guarded).await {
+        Ok(Ok(result)) => return result,
+        Ok(Err(panic)) => Error::Panicked(panic_message(panic.as_ref())),
+        Err(_) => Error::Deadline(RECONCILE_DEADLINE),
+    };
+    tracing::error!(rollout = %cache_key(&rollout), error = %result, label = result.metric_label(), "reconcile failed");
+    ctx.metrics.reconciled(started.elapsed(), Some(&result));
+    Err(warn(&ctx, &rollout, result).await)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    text.chars().take(200).collect()
+}
+
+async fn reconcile_unguarded(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let ns = rollout.namespace().ok_or(Error::MissingNamespace)?;
     if is_superseded(&ctx, &rollout) {
@@ -47,11 +81,13 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
     result
 }
 
-pub fn error_policy(_rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Requeue {
+pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Requeue {
+    tracing::warn!(rollout = %cache_key(&rollout), label = error.metric_label(), %error, "reconcile failed; retrying");
     match error {
         // Someone edited the route between our read and our write: re-read
         // and re-plan at once.
         Error::Routing(crate::routing::RoutingError::Conflict { .. }) => Requeue::requeue(Duration::from_millis(500)),
+        Error::Panicked(_) => Requeue::requeue(PANIC_RETRY),
         _ => Requeue::requeue(Duration::from_secs(5)),
     }
 }

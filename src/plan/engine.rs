@@ -11,7 +11,7 @@ use crate::api::{RolloutPhase, RolloutSpec, RolloutStatus};
 
 use super::decision::{Action, EventKind, Plan, PlanEvent};
 use super::observed::{Observed, RouteState, TrafficSplit};
-use super::steps::{Shape, SpecError, StepPlan, expand};
+use super::steps::{Shape, StepPlan, expand};
 use super::{hooks, lifecycle, progress, requests};
 
 /// How soon to look again while waiting on pods, Services or the data plane.
@@ -164,7 +164,7 @@ impl<'a> Ctx<'a> {
             ConditionState::new(
                 types::INVALID_SPEC,
                 invalid,
-                if invalid { "InvalidSpec" } else { "Valid" },
+                if invalid { note.reason } else { "Valid" },
                 if invalid { note.message.as_str() } else { "" },
             ),
         ]
@@ -181,22 +181,37 @@ pub fn plan(spec: &RolloutSpec, status: Option<&RolloutStatus>, observed: &Obser
     let mut ctx = Ctx::new(spec, status, observed, now);
     ctx.status.observed_generation = observed.generation;
     match expand(spec) {
-        Err(errors) => invalid_spec(&mut ctx, &errors),
+        Err(errors) => {
+            let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            refuse(&mut ctx, reasons::INVALID_SPEC, &messages);
+        }
+        Ok(_) if !observed.not_adopted.is_empty() => {
+            refuse(&mut ctx, reasons::ADOPTION_REQUIRED, &observed.not_adopted);
+        }
         Ok(steps) => run(&mut ctx, &steps),
     }
     ctx.finish()
 }
 
-/// A spec the engine can't act on freezes the rollout where it is: no
-/// traffic moves and no pods change until the spec is fixed.
-fn invalid_spec(ctx: &mut Ctx, errors: &[SpecError]) {
-    let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+/// Why the engine refuses to act on a Rollout, as condition and Event reasons.
+pub(super) mod reasons {
+    /// The spec cannot be acted on.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The spec names objects Siskin did not create and nobody opted in.
+    pub const ADOPTION_REQUIRED: &str = "AdoptionRequired";
+}
+
+/// A spec the engine can't act on, or one that would take over objects
+/// nobody handed to Siskin, freezes the rollout where it is: no traffic
+/// moves and no pods change until it is fixed.
+fn refuse(ctx: &mut Ctx, reason: &'static str, problems: &[String]) {
+    let message = problems.join("; ");
     let was = ctx.status.phase;
     if was != Some(RolloutPhase::InvalidSpec) || ctx.status.message.as_deref() != Some(&message) {
-        ctx.event(EventKind::Warning, "InvalidSpec", message.clone());
+        ctx.event(EventKind::Warning, reason, message.clone());
     }
     ctx.phase(RolloutPhase::InvalidSpec);
-    ctx.note(false, "InvalidSpec", message);
+    ctx.note(false, reason, message);
 }
 
 fn run(ctx: &mut Ctx, steps: &StepPlan) {
@@ -212,6 +227,10 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
         return;
     };
     hooks::record_results(ctx);
+    // A request is applied against the step index it names, so the index
+    // must fit the current steps first: edited steps, or a status written
+    // for another spec, would otherwise send a request past the end.
+    progress::fit_index_to_steps(ctx, steps, &desired);
     requests::handle(ctx, steps, &desired);
     match ctx.status.stable_revision.clone() {
         None => lifecycle::first_revision(ctx, steps, &desired),

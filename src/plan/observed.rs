@@ -112,6 +112,10 @@ pub struct Observed {
     /// The answers of the webhook calls made for this reconcile (see
     /// [`super::due_hooks`]).
     pub hooks: Vec<super::HookResult>,
+    /// Objects the spec would have Siskin take over although Siskin did not
+    /// create them and nobody opted them in (see
+    /// [`crate::api::ADOPT_ANNOTATION`]), each as a sentence naming it.
+    pub not_adopted: Vec<String>,
 }
 
 impl Observed {

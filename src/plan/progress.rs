@@ -98,6 +98,34 @@ pub(super) fn current_index(ctx: &Ctx) -> usize {
         .unwrap_or(0)
 }
 
+/// Makes the stored step index one the current steps have, before anything
+/// reads it. Only an in-flight canary has an index that matters; there,
+/// edited steps start again from the first, and an index past the end (a
+/// status written for another spec, or by hand) is not trusted to mean
+/// "promote": it starts again from the first too.
+pub(super) fn fit_index_to_steps(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
+    let in_flight = ctx.status.stable_revision.as_deref().is_some_and(|s| s != desired)
+        && ctx.status.canary_revision.as_deref() == Some(desired);
+    if !in_flight {
+        return;
+    }
+    restart_if_steps_changed(ctx, steps);
+    let beyond = ctx
+        .status
+        .current_step_index
+        .is_some_and(|i| usize::try_from(i).map_or(true, |i| i > steps.steps.len()));
+    if beyond {
+        ctx.status.current_step_index = Some(0);
+        ctx.status.step_started_at = None;
+        ctx.status.pause = None;
+        ctx.event(
+            EventKind::Warning,
+            "StepIndexReset",
+            "the recorded step does not exist in the current steps; starting them again from the first".to_string(),
+        );
+    }
+}
+
 /// Edited steps make the stored index meaningless: start them again from
 /// the first, at whatever traffic the route has now.
 fn restart_if_steps_changed(ctx: &mut Ctx, steps: &StepPlan) {
@@ -117,7 +145,9 @@ fn restart_if_steps_changed(ctx: &mut Ctx, steps: &StepPlan) {
 
 fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
     let weight = steps.weight_at(index);
-    let step = steps.steps[index].clone();
+    let Some(step) = steps.steps.get(index).cloned() else {
+        return Gate::Advance;
+    };
     if !matches!(step, Step::Pause { duration: None }) {
         ctx.status.pause = None;
     }
@@ -194,11 +224,12 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Gate {
 }
 
 fn step_label(steps: &StepPlan, index: usize, weight: i32) -> String {
-    let traffic = match (steps.matches_at(index), &steps.steps[index]) {
+    let traffic = match (steps.matches_at(index), steps.steps.get(index)) {
+        (_, None) => "promotion".to_string(),
         (Some(matches), _) => format!("requests matching {}", describe_matches(matches)),
-        (None, Step::Switch { .. }) => "switched".to_string(),
-        (None, Step::Mirror { percent, .. }) => format!("mirror {percent}%"),
-        (None, Step::Batch { .. }) => format!("{}/{} new pods", steps.batch_at(index), steps.replicas),
+        (None, Some(Step::Switch { .. })) => "switched".to_string(),
+        (None, Some(Step::Mirror { percent, .. })) => format!("mirror {percent}%"),
+        (None, Some(Step::Batch { .. })) => format!("{}/{} new pods", steps.batch_at(index), steps.replicas),
         (None, _) if steps.shape == Shape::BlueGreen && weight == 0 => "preview".to_string(),
         (None, _) => format!("weight {weight}"),
     };

@@ -18,11 +18,19 @@ pub(super) fn handle(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
     if ctx.status.last_handled_request.as_deref() == Some(request.id.as_str()) {
         return;
     }
-    let outcome = match request.action {
-        Some(action) => apply(ctx, steps, desired, action),
-        None => "ignored: not one of promote, promote-full, abort, pause, resume, retry".into(),
+    let meant_for_another = request.revision.as_deref().filter(|r| *r != desired);
+    let (kind, outcome) = match (request.action, meant_for_another) {
+        (_, Some(revision)) => (
+            EventKind::Warning,
+            format!("ignored: meant for revision {revision}, but the rollout is now at {desired}"),
+        ),
+        (Some(action), None) => (EventKind::Normal, apply(ctx, steps, desired, action)),
+        (None, None) => (
+            EventKind::Warning,
+            "ignored: not one of promote, promote-full, abort, pause, resume, retry".into(),
+        ),
     };
-    ctx.event(EventKind::Normal, "ManualRequest", format!("{}: {outcome}", request.id));
+    ctx.event(kind, "ManualRequest", format!("{}: {outcome}", request.id));
     let handled_at = ctx.now_time();
     let status = &mut ctx.status;
     status.last_handled_request = Some(request.id.clone());

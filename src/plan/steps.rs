@@ -10,7 +10,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{
     AbTestStrategy, BlueGreenStrategy, COOKIE_HEADER, CanaryStep, CanaryStrategy, Duration as SpecDuration,
-    DurationError, Hold, InconclusivePolicy, MAX_STEPS, MirrorStage, RequestMatch, RollingStrategy, RolloutSpec,
+    DurationError, Hold, InconclusivePolicy, MAX_ANALYSIS_ARGS, MAX_ANALYSIS_TEMPLATES, MAX_REPLICAS, MAX_SERVICE_NAME,
+    MAX_STEPS, MAX_WEBHOOK_TIMEOUT, MAX_WEBHOOKS, MirrorStage, RequestMatch, RollingStrategy, RolloutSpec,
     TrafficRouting, revision_of_value,
 };
 
@@ -146,7 +147,8 @@ impl StepPlan {
 
     /// The last step at or before `index` that sets traffic.
     fn traffic_step_at(&self, index: usize) -> Option<&Step> {
-        self.steps[..=index]
+        self.steps
+            .get(..=index)?
             .iter()
             .rev()
             .find(|s| !matches!(s, Step::Pause { .. }))
@@ -260,6 +262,14 @@ pub enum SpecError {
     WebhookNameTaken { name: String },
     #[error("webhooks[{index}].url must be an absolute http:// or https:// URL")]
     WebhookUrl { index: usize },
+    #[error("webhooks[{index}].timeout must be at most {}s", MAX_WEBHOOK_TIMEOUT.as_secs())]
+    WebhookTimeout { index: usize },
+    #[error("replicas must be at most {MAX_REPLICAS}")]
+    TooManyReplicas,
+    #[error("service.name {name:?} must be a DNS-1035 label of at most {MAX_SERVICE_NAME} characters")]
+    ServiceName { name: String },
+    #[error("{field} has more than {max} entries")]
+    TooMany { field: &'static str, max: usize },
 }
 
 impl SpecError {
@@ -286,6 +296,10 @@ impl SpecError {
             SpecError::MirrorPercent { .. } => "mirror_percent",
             SpecError::WebhookNameTaken { .. } => "webhook_name_taken",
             SpecError::WebhookUrl { .. } => "webhook_url",
+            SpecError::WebhookTimeout { .. } => "webhook_timeout",
+            SpecError::TooManyReplicas => "too_many_replicas",
+            SpecError::ServiceName { .. } => "service_name",
+            SpecError::TooMany { .. } => "too_many",
         }
     }
 }
@@ -299,6 +313,36 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
     }
     if spec.replicas < 0 {
         errors.push(SpecError::NegativeReplicas);
+    }
+    // The schema says the same; the engine does not rely on it (an older
+    // CRD, or a status written by hand, must not make it allocate a batch
+    // per pod of fifty million).
+    if spec.replicas > MAX_REPLICAS {
+        errors.push(SpecError::TooManyReplicas);
+        return Err(errors);
+    }
+    if !is_service_name(&spec.service.name) {
+        errors.push(SpecError::ServiceName {
+            name: spec.service.name.chars().take(80).collect(),
+        });
+    }
+    let counts = [
+        ("webhooks", spec.webhooks.len(), MAX_WEBHOOKS),
+        (
+            "analysis.templates",
+            spec.analysis.as_ref().map_or(0, |a| a.templates.len()),
+            MAX_ANALYSIS_TEMPLATES,
+        ),
+        (
+            "analysis.args",
+            spec.analysis.as_ref().map_or(0, |a| a.args.len()),
+            MAX_ANALYSIS_ARGS,
+        ),
+    ];
+    for (field, count, max) in counts {
+        if count > max {
+            errors.push(SpecError::TooMany { field, max });
+        }
     }
     if spec.analysis.as_ref().is_some_and(|a| a.templates.is_empty()) {
         errors.push(SpecError::NoAnalysisTemplates);
@@ -387,8 +431,25 @@ fn check_webhooks(spec: &RolloutSpec, errors: &mut Vec<SpecError>) {
         if !absolute {
             errors.push(SpecError::WebhookUrl { index });
         }
-        optional_duration(hook.timeout.as_ref(), &format!("webhooks[{index}].timeout"), errors);
+        let timeout = optional_duration(hook.timeout.as_ref(), &format!("webhooks[{index}].timeout"), errors);
+        if timeout.is_some_and(|t| t > MAX_WEBHOOK_TIMEOUT) {
+            errors.push(SpecError::WebhookTimeout { index });
+        }
     }
+}
+
+/// A DNS-1035 label short enough for `-stable` and `-canary` to follow it.
+fn is_service_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    name.len() <= MAX_SERVICE_NAME
+        && first.is_ascii_lowercase()
+        && (last.is_ascii_lowercase() || last.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 /// Identifies a canary's stages. Without a mirror it is the hash of the

@@ -11,6 +11,7 @@ mod mirror;
 mod requests;
 mod rolling;
 mod steps;
+mod totality;
 
 use std::time::Duration;
 
@@ -190,7 +191,7 @@ pub fn stable_status() -> RolloutStatus {
 }
 
 pub fn request(action: RequestedAction, seconds: i64) -> Option<ManualRequest> {
-    Some(ManualRequest::new(action, at(seconds)))
+    Some(ManualRequest::new(action, at(seconds), None))
 }
 
 pub fn verdict(observed: Observed, verdict: Verdict) -> Observed {
