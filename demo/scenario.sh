@@ -32,7 +32,7 @@ spec:
         - {name: product-service-stable, port: 80, weight: 100}
         - {name: product-service-canary, port: 80, weight: 0}
 YAML
-siskin controller --namespace "$NS" --lease-namespace "$NS" --metrics-addr 127.0.0.1:9464 >"$LOGS/controller-demo.log" 2>&1 &
+siskin controller --namespace "$NS" --lease-namespace "$NS" --metrics-addr 127.0.0.1:9464 --allow-destination 127.0.0.0/8 >"$LOGS/controller-demo.log" 2>&1 &
 pids+=($!)
 echo "controller log: $LOGS/controller-demo.log"
 

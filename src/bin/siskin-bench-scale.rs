@@ -348,6 +348,8 @@ impl Bench {
                 "bench",
             ])
             .args(["--concurrency", &self.args.concurrency.to_string()])
+            // Webhook servers and Prometheus, if any, are on loopback.
+            .args(["--allow-destination", "127.0.0.0/8"])
             .args(["--metrics-addr", &format!("127.0.0.1:{}", self.args.metrics_port)])
             .env("RUST_LOG", "info,kube=warn")
             .stdout(file.try_clone()?)

@@ -15,6 +15,7 @@ use kube::{Api, Client};
 
 use crate::api::{ManualRequest, RequestedAction, Rollout};
 use crate::controller::{self, Metrics, Settings};
+use crate::egress::{DestinationPolicy, EgressSettings};
 
 #[derive(Parser, Debug)]
 #[command(name = "siskin", version, about = "Progressive delivery for Kubernetes")]
@@ -62,6 +63,33 @@ enum Command {
         /// the QPS).
         #[arg(long)]
         kube_burst: Option<u32>,
+        /// Let webhooks and metric queries reach this CIDR although the
+        /// default policy denies it (loopback, link-local, unspecified,
+        /// multicast), e.g. 127.0.0.1/32 for a Prometheus on loopback.
+        /// Repeatable. The API server's own address and port stay denied.
+        #[arg(long = "allow-destination", value_name = "CIDR")]
+        allow_destinations: Vec<ipnet::IpNet>,
+        /// Deny webhooks and metric queries this CIDR too. Repeatable; of an
+        /// allowed and a denied CIDR that both match, the more specific wins.
+        #[arg(long = "deny-destination", value_name = "CIDR")]
+        deny_destinations: Vec<ipnet::IpNet>,
+        /// Let webhooks and metric queries reach only --allow-destination
+        /// CIDRs.
+        #[arg(long)]
+        destinations_allow_only: bool,
+        /// Show webhook answer bodies and low-level error causes in status
+        /// and Events (they hold whatever the called service returns).
+        #[arg(long)]
+        reflect_response_bodies: bool,
+        /// Webhook calls and metric queries in flight at once (default:
+        /// half of --concurrency); a webhook call beyond it waits for a
+        /// later reconcile.
+        #[arg(long)]
+        outbound_concurrency: Option<usize>,
+        /// Webhook calls and metric queries in flight at once for the
+        /// Rollouts of one namespace.
+        #[arg(long, default_value_t = 4)]
+        outbound_per_namespace: usize,
     },
     /// Print the CRDs as YAML.
     Crd,
@@ -104,11 +132,28 @@ impl Cli {
                 namespace,
                 kube_qps,
                 kube_burst,
+                allow_destinations,
+                deny_destinations,
+                destinations_allow_only,
+                reflect_response_bodies,
+                outbound_concurrency,
+                outbound_per_namespace,
             } => {
+                let cluster_url = kube::Config::infer().await.map(|c| c.cluster_url.to_string());
+                let policy = DestinationPolicy::new(allow_destinations, deny_destinations, destinations_allow_only)
+                    .with_api_server(cluster_url.as_deref().unwrap_or_default())
+                    .await;
+                let egress = EgressSettings {
+                    policy,
+                    reflect_response_bodies,
+                    outbound_concurrency: outbound_concurrency.unwrap_or(usize::from(concurrency / 2)).max(1),
+                    outbound_per_namespace,
+                };
                 let settings = Settings {
                     concurrency,
                     instance: identity.unwrap_or_else(|| format!("siskin-{:08x}", rand::random::<u32>())),
                     namespace,
+                    egress,
                 };
                 let client = limited_client(kube_qps, kube_burst).await?;
                 run_controller(client, metrics_addr, lease_namespace, settings).await

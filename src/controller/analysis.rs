@@ -16,6 +16,7 @@ use crate::analysis::provider::prometheus::Prometheus;
 use crate::analysis::query::Variables;
 use crate::api::analysis_template::{AnalysisTemplateSpec, MetricSpec};
 use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use crate::egress::{Egress, METRIC_SLOT_WAIT, Purpose};
 
 /// Evaluations closer together than this reuse the last verdict: a window
 /// with no new requests says nothing, and status writes trigger reconciles.
@@ -75,7 +76,13 @@ fn comparing(rollout: &Rollout) -> Option<String> {
 
 /// The analysis for the Rollout's current canary, or `None` when there is
 /// nothing to compare (no analysis, no requests to the canary yet).
-pub async fn evaluate(client: &Client, ns: &str, rollout: &Rollout, now: Timestamp) -> Option<AnalysisStatus> {
+pub async fn evaluate(
+    client: &Client,
+    egress: &Egress,
+    ns: &str,
+    rollout: &Rollout,
+    now: Timestamp,
+) -> Option<AnalysisStatus> {
     let canary = comparing(rollout)?;
     let previous = AnalysisStatus::from_rollout(rollout).filter(|a| a.canary == canary);
     if let Some(prev) = &previous
@@ -121,7 +128,7 @@ pub async fn evaluate(client: &Client, ns: &str, rollout: &Rollout, now: Timesta
         let stored = previous.as_ref().and_then(|p| p.metrics.get(&metric.name));
         let first = stored.is_none();
         let mut state = stored.map(|m| m.judge.clone()).unwrap_or_else(|| judge.initial_state());
-        let (observation, detail) = observe_metric(&metric, &vars).await;
+        let (observation, detail) = observe_metric(egress, ns, &metric, &vars).await;
         let mut verdict = judge.evaluate(&mut state, &observation);
         // The first reading only fixes the baseline; it is no evidence yet.
         if first && verdict == Verdict::Inconclusive && detail.is_none() {
@@ -197,8 +204,13 @@ fn arm_vars(vars: &Variables, rollout_service: (&str, &str)) -> Variables {
 
 /// Reads one metric for both arms. Anything missing is `Observation::Missing`
 /// with a detail naming the query.
-async fn observe_metric(metric: &MetricSpec, vars: &ArmVariables) -> (Observation, Option<String>) {
-    match read_metric(metric, vars).await {
+async fn observe_metric(
+    egress: &Egress,
+    ns: &str,
+    metric: &MetricSpec,
+    vars: &ArmVariables,
+) -> (Observation, Option<String>) {
+    match read_metric(egress, ns, metric, vars).await {
         Ok(observation) => (observation, None),
         Err(detail) => (Observation::Missing, Some(detail)),
     }
@@ -210,11 +222,20 @@ pub struct ArmVariables {
     pub canary: Variables,
 }
 
-async fn read_metric(metric: &MetricSpec, vars: &ArmVariables) -> Result<Observation, String> {
+async fn read_metric(
+    egress: &Egress,
+    ns: &str,
+    metric: &MetricSpec,
+    vars: &ArmVariables,
+) -> Result<Observation, String> {
     let Some(prom) = &metric.provider.prometheus else {
         return Err("no provider configured".into());
     };
-    let provider = Prometheus::new(&prom.address).map_err(|e| e.to_string())?;
+    let provider = Prometheus::new(egress, &prom.address).map_err(|e| e.to_string())?;
+    // Missing data, which the judges take as inconclusive, never a pass.
+    let Some(_slot) = egress.slot_within(Purpose::MetricQuery, ns, METRIC_SLOT_WAIT).await else {
+        return Err("no outbound slot free".into());
+    };
     if let Some(q) = &metric.counts {
         let stable = read_counts(&provider, &q.total, &q.errors, &vars.stable).await?;
         let canary = read_counts(&provider, &q.total, &q.errors, &vars.canary).await?;

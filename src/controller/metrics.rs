@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 use super::Error;
 use crate::api::{Rollout, RolloutStatus};
+use crate::egress::OutboundCounters;
 use crate::plan::Action;
 
 /// Reconcile-duration bucket edges, seconds: fine around the 20 ms budget so
@@ -51,6 +52,8 @@ pub struct Metrics {
     api_writes: Family<WriteLabels, Counter>,
     rollouts: Family<PhaseLabels, Gauge>,
     canary_weight: Family<RolloutLabels, Gauge>,
+    /// Tenant calls deferred or refused (see [`crate::egress`]).
+    pub outbound: OutboundCounters,
     /// The phase each Rollout was last counted under, so the per-phase gauge
     /// moves a Rollout instead of counting it twice.
     phases: Mutex<HashMap<(String, String), String>>,
@@ -83,8 +86,11 @@ impl Default for Metrics {
             "The canary weight Siskin wants on the route",
             canary_weight.clone(),
         );
+        let outbound = OutboundCounters::default();
+        outbound.register(&mut registry);
         Metrics {
             registry,
+            outbound,
             reconciles,
             reconcile_errors,
             reconcile_duration,

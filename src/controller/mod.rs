@@ -31,6 +31,7 @@ pub use metrics::Metrics;
 use gateway_api::httproutes::HttpRoute;
 
 use crate::api::{ROLLOUT_LABEL, Rollout};
+use crate::egress::{Egress, EgressSettings};
 use crate::routing::istio_types::VirtualService;
 use routes::RouteKind;
 
@@ -48,8 +49,9 @@ pub struct Context {
     /// write replaced. A reconcile that finds the cache still at it would
     /// plan from a status we already moved past; it waits for the watch.
     pub superseded: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// The client for webhook calls.
-    pub http: reqwest::Client,
+    /// The client for every call a Rollout or template chooses the
+    /// destination of (webhooks, metric queries).
+    pub egress: Arc<Egress>,
 }
 
 /// Settings of the controller loop.
@@ -61,6 +63,8 @@ pub struct Settings {
     pub instance: String,
     /// Watch only this namespace; `None` watches the whole cluster.
     pub namespace: Option<String>,
+    /// Where webhooks and metric queries may go, and how many at once.
+    pub egress: EgressSettings,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -127,12 +131,13 @@ async fn serve(
         controller: "siskin".into(),
         instance: Some(settings.instance.clone()),
     };
+    let ctx_counters = metrics.outbound.clone();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         metrics,
         superseded: Default::default(),
-        http: hooks::http_client(),
+        egress: Arc::new(Egress::new(&settings.egress, ctx_counters)),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
@@ -179,6 +184,7 @@ mod tests {
             concurrency: 1,
             instance: "test".into(),
             namespace: None,
+            egress: EgressSettings::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let stop = async move {

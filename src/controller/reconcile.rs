@@ -100,8 +100,9 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     };
     let now = Timestamp::now();
     let due = due_hooks(&rollout.spec, rollout.status.as_ref(), now);
-    world.observed.hooks = hooks::call_all(&ctx.http, rollout, due).await;
-    let analysis = analysis::evaluate(&ctx.client, ns, rollout, now).await;
+    let answers = hooks::call_all(&ctx.egress, rollout, due).await;
+    world.observed.hooks = answers.results;
+    let analysis = analysis::evaluate(&ctx.client, &ctx.egress, ns, rollout, now).await;
     world.observed.verdict = analysis.as_ref().and_then(|a| a.verdict);
     let mut plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
     record_analysis(&mut plan.status, analysis);
@@ -145,6 +146,13 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     let requeue_after = plan
         .requeue_after
         .or_else(|| route_unusable.then_some(ROUTE_MISSING_POLL));
+    // Calls that found no free outbound slot are made on a later reconcile.
+    let retry = hooks::DEFERRED_RETRY;
+    let requeue_after = if answers.deferred {
+        Some(requeue_after.map_or(retry, |after| after.min(retry)))
+    } else {
+        requeue_after
+    };
     Ok(match requeue_after {
         Some(after) => Requeue::requeue(after),
         None => Requeue::await_change(),
@@ -331,7 +339,7 @@ async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &st
         "Normal"
     };
     hooks::forward_event(
-        &ctx.http,
+        &ctx.egress,
         rollout,
         kind,
         reason,

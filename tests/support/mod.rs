@@ -212,6 +212,11 @@ pub async fn through_gateway(host: &str, rate: u32, requests: u64) -> serde_json
 
 /// A Siskin controller process scoped to one test namespace (its Lease lives
 /// there too), so tests run side by side. Killed on drop.
+/// The sandbox's Prometheus and the tests' webhook servers listen on
+/// loopback, which the controller's destination policy denies by default
+/// (the API server on it stays denied whatever is allowed).
+pub const LOOPBACK_DESTINATIONS: [&str; 2] = ["--allow-destination", "127.0.0.0/8"];
+
 pub struct ControllerProcess {
     child: tokio::process::Child,
 }
@@ -225,6 +230,7 @@ impl ControllerProcess {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
             .args(["controller", "--namespace", &ns.name, "--lease-namespace", &ns.name])
             .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .args(LOOPBACK_DESTINATIONS)
             .env("RUST_LOG", "info,siskin=debug,kube=warn")
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -448,6 +454,7 @@ impl ControllerProcess {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
             .args(["controller", "--namespace", &ns.name, "--lease-namespace", &ns.name])
             .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .args(LOOPBACK_DESTINATIONS)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,siskin=debug,kube=warn")
             .stdout(log.try_clone().expect("log file"))
@@ -486,6 +493,7 @@ impl ControllerProcess {
                 lease_namespace,
             ])
             .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .args(LOOPBACK_DESTINATIONS)
             .env("RUST_LOG", "info,siskin=debug,kube=warn")
             .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log file"))
