@@ -187,53 +187,78 @@ async fn can(args: &[&str]) -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
+/// Every call the controller makes, as `kubectl auth can-i` arguments for
+/// the cluster-wide install ("default" stands for any app's namespace).
+const ALLOWED: &[&[&str]] = &[
+    &["list", "rollouts.siskin.io", "--all-namespaces"],
+    &["watch", "rollouts.siskin.io", "--all-namespaces"],
+    &["patch", "rollouts.siskin.io", "-n", "default"],
+    &["patch", "rollouts.siskin.io", "--subresource=status", "-n", "default"],
+    &[
+        "update",
+        "rollouts.siskin.io",
+        "--subresource=finalizers",
+        "-n",
+        "default",
+    ],
+    &["get", "analysistemplates.siskin.io", "-n", "default"],
+    &["get", "clusteranalysistemplates.siskin.io"],
+    &["list", "deployments.apps", "--all-namespaces"],
+    &["watch", "deployments.apps", "--all-namespaces"],
+    &["get", "deployments.apps", "-n", "default"],
+    &["create", "deployments.apps", "-n", "default"],
+    &["patch", "deployments.apps", "-n", "default"],
+    &["list", "services", "--all-namespaces"],
+    &["watch", "services", "--all-namespaces"],
+    &["get", "services", "-n", "default"],
+    &["create", "services", "-n", "default"],
+    &["patch", "services", "-n", "default"],
+    &["list", "httproutes.gateway.networking.k8s.io", "--all-namespaces"],
+    &["watch", "httproutes.gateway.networking.k8s.io", "--all-namespaces"],
+    &["get", "httproutes.gateway.networking.k8s.io", "-n", "default"],
+    &["patch", "httproutes.gateway.networking.k8s.io", "-n", "default"],
+    &["list", "virtualservices.networking.istio.io", "--all-namespaces"],
+    &["watch", "virtualservices.networking.istio.io", "--all-namespaces"],
+    &["get", "virtualservices.networking.istio.io", "-n", "default"],
+    &["patch", "virtualservices.networking.istio.io", "-n", "default"],
+    &["create", "events.events.k8s.io", "-n", "default"],
+    &["patch", "events.events.k8s.io", "-n", "default"],
+    &["create", "leases.coordination.k8s.io", "-n", SYSTEM],
+    &["get", "leases.coordination.k8s.io/siskin-controller", "-n", SYSTEM],
+    &["patch", "leases.coordination.k8s.io/siskin-controller", "-n", SYSTEM],
+];
+
+/// A sample of what the controller never calls.
+const DENIED: &[&[&str]] = &[
+    &["get", "rollouts.siskin.io", "-n", "default"],
+    &["update", "rollouts.siskin.io", "-n", "default"],
+    &["delete", "rollouts.siskin.io", "-n", "default"],
+    &["delete", "deployments.apps", "-n", "default"],
+    &["update", "deployments.apps", "-n", "default"],
+    &["delete", "services", "-n", "default"],
+    &["update", "httproutes.gateway.networking.k8s.io", "-n", "default"],
+    &["delete", "virtualservices.networking.istio.io", "-n", "default"],
+    &["get", "secrets", "-n", SYSTEM],
+    &["list", "pods", "-n", "default"],
+    &["create", "events", "-n", "default"],
+    &["update", "leases.coordination.k8s.io", "-n", SYSTEM],
+    &["patch", "leases.coordination.k8s.io/other", "-n", SYSTEM],
+    &["create", "leases.coordination.k8s.io", "-n", "default"],
+    &["list", "clusteranalysistemplates.siskin.io"],
+];
+
 /// What the code calls is allowed; a sample of what it never calls is not.
 async fn assert_least_privilege() {
-    let lease = "leases.coordination.k8s.io";
-    let allowed: &[&[&str]] = &[
-        &["list", "rollouts.siskin.io", "--all-namespaces"],
-        &["watch", "rollouts.siskin.io", "--all-namespaces"],
-        &["patch", "rollouts.siskin.io", "-n", "default"],
-        &["patch", "rollouts.siskin.io", "--subresource=status", "-n", "default"],
-        &["get", "analysistemplates.siskin.io", "-n", "default"],
-        &["get", "clusteranalysistemplates.siskin.io"],
-        &["watch", "deployments.apps", "--all-namespaces"],
-        &["create", "deployments.apps", "-n", "default"],
-        &["patch", "services", "-n", "default"],
-        &["patch", "httproutes.gateway.networking.k8s.io", "-n", "default"],
-        &["patch", "virtualservices.networking.istio.io", "-n", "default"],
-        &["watch", "httproutes.gateway.networking.k8s.io", "--all-namespaces"],
-        &["watch", "virtualservices.networking.istio.io", "--all-namespaces"],
-        &["create", "events.events.k8s.io", "-n", "default"],
-        &["create", lease, "-n", SYSTEM],
-        &["patch", "leases.coordination.k8s.io/siskin-controller", "-n", SYSTEM],
-    ];
-    let denied: &[&[&str]] = &[
-        &["get", "rollouts.siskin.io", "-n", "default"],
-        &["update", "rollouts.siskin.io", "-n", "default"],
-        &["delete", "rollouts.siskin.io", "-n", "default"],
-        &["delete", "deployments.apps", "-n", "default"],
-        &["update", "deployments.apps", "-n", "default"],
-        &["delete", "services", "-n", "default"],
-        &["update", "httproutes.gateway.networking.k8s.io", "-n", "default"],
-        &["delete", "virtualservices.networking.istio.io", "-n", "default"],
-        &["get", "secrets", "-n", SYSTEM],
-        &["list", "pods", "-n", "default"],
-        &["create", "events", "-n", "default"],
-        &["update", lease, "-n", SYSTEM],
-        &["patch", "leases.coordination.k8s.io/other", "-n", SYSTEM],
-        &["create", lease, "-n", "default"],
-    ];
-    for args in allowed {
+    for args in ALLOWED {
         assert!(can(args).await, "the controller may {args:?}");
     }
-    for args in denied {
+    for args in DENIED {
         assert!(!can(args).await, "the controller may not {args:?}");
     }
     println!(
         "RBAC: {} verbs the code uses allowed, {} it never uses denied",
-        allowed.len(),
-        denied.len()
+        ALLOWED.len(),
+        DENIED.len()
     );
 }
 
@@ -324,4 +349,105 @@ async fn kustomization_installs_a_controller_with_exactly_the_rbac_it_needs() {
     assert_objects_exist(&client).await;
     assert_least_privilege().await;
     assert_rbac_runs_a_canary(&client).await;
+}
+
+// Without a cluster: the same questions, answered from the YAML files.
+
+#[path = "manifests/rbac.rs"]
+mod rbac;
+
+use rbac::Request;
+
+/// The namespace the namespaced kustomization installs into (and watches).
+fn watched(objects: &[serde_json::Value]) -> String {
+    let account = rbac::named(objects, "ServiceAccount", "siskin").expect("a ServiceAccount siskin");
+    let ns = account["metadata"]["namespace"].as_str();
+    ns.expect("manifests/namespaced sets a namespace").to_owned()
+}
+
+#[test]
+fn cluster_wide_rbac_allows_every_call_and_nothing_sampled_beyond() {
+    let objects = rbac::objects("");
+    for args in ALLOWED {
+        let request = Request::parse(args);
+        assert!(rbac::can(&objects, (SYSTEM, "siskin"), &request), "may {args:?}");
+    }
+    for args in DENIED {
+        let request = Request::parse(args);
+        assert!(!rbac::can(&objects, (SYSTEM, "siskin"), &request), "may not {args:?}");
+    }
+}
+
+#[test]
+fn namespaced_rbac_allows_every_call_in_its_own_namespace_only() {
+    let objects = rbac::objects("namespaced");
+    let ns = watched(&objects);
+    let account = (ns.as_str(), "siskin");
+    let allowed: Vec<Request> = ALLOWED
+        .iter()
+        .map(|args| Request::parse(args).in_namespace(Some(&ns)))
+        .collect();
+    for request in &allowed {
+        assert!(rbac::can(&objects, account, request), "may {request:?}");
+        for elsewhere in [Some("elsewhere"), None] {
+            let moved = request.in_namespace(elsewhere);
+            if moved != *request {
+                assert!(!rbac::can(&objects, account, &moved), "may not {moved:?}");
+            }
+        }
+    }
+    for args in DENIED {
+        let request = Request::parse(args).in_namespace(Some(&ns));
+        // Denied in the cluster-wide install only for its namespace (a Lease
+        // outside siskin-system): here that namespace is the watched one.
+        if !allowed.contains(&request) {
+            assert!(!rbac::can(&objects, account, &request), "may not {request:?}");
+        }
+    }
+}
+
+#[test]
+fn namespaced_install_leaves_crds_to_the_admin_and_reads_cluster_templates_only() {
+    let objects = rbac::objects("namespaced");
+    for kind in ["Namespace", "CustomResourceDefinition"] {
+        assert_eq!(rbac::of_kind(&objects, kind).count(), 0, "no {kind}");
+    }
+    let rules: Vec<_> = rbac::of_kind(&objects, "ClusterRole")
+        .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let expected = json!({
+        "apiGroups": ["siskin.io"],
+        "resources": ["clusteranalysistemplates"],
+        "verbs": ["get"],
+    });
+    assert_eq!(rules, vec![expected], "the only cluster-wide right");
+}
+
+#[test]
+fn namespaced_controller_is_the_cluster_wide_one_watching_its_own_namespace() {
+    let (base, namespaced) = (rbac::objects(""), rbac::objects("namespaced"));
+    for (kind, name) in [
+        ("Deployment", "siskin-controller"),
+        ("Service", "siskin-controller-metrics"),
+    ] {
+        let mut ours = rbac::named(&namespaced, kind, name)
+            .expect("in manifests/namespaced")
+            .clone();
+        let mut theirs = rbac::named(&base, kind, name).expect("in manifests").clone();
+        for object in [&mut ours, &mut theirs] {
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                meta.remove("namespace");
+            }
+        }
+        if kind == "Deployment" {
+            let env = ours["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array_mut()
+                .expect("env");
+            let at = env.iter().position(|e| e["name"] == "SISKIN_WATCH_NAMESPACE");
+            let watch = env.remove(at.expect("SISKIN_WATCH_NAMESPACE is set"));
+            let field = &watch["valueFrom"]["fieldRef"]["fieldPath"];
+            assert_eq!(field, "metadata.namespace", "the pod's own namespace");
+        }
+        assert_eq!(ours, theirs, "{kind} {name} differs beyond the watched namespace");
+    }
 }

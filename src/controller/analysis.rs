@@ -177,20 +177,14 @@ async fn templates(client: &Client, ns: &str, rollout: &Rollout) -> Result<Vec<(
                 Err(e) => return Err(format!("reading AnalysisTemplate {ns}/{}: {e}", reference.name)),
             }
         };
-        let mut vars = Variables::default()
-            .with("namespace", ns)
-            .with("rollout", rollout.name_any());
-        for arg in &spec.args {
-            let given = analysis
-                .args
-                .iter()
-                .find(|a| a.name == arg.name)
-                .map(|a| a.value.clone());
-            match given.or_else(|| arg.value.clone()) {
-                Some(value) => vars = vars.with(&format!("args.{}", arg.name), value),
-                None => return Err(format!("template {} needs argument {:?}", reference.name, arg.name)),
-            }
-        }
+        let name = if reference.cluster_scope {
+            format!("ClusterAnalysisTemplate {}", reference.name)
+        } else {
+            format!("AnalysisTemplate {ns}/{}", reference.name)
+        };
+        let vars = spec
+            .variables(&name, (ns, &rollout.name_any()), &analysis.args)
+            .map_err(|e| e.to_string())?;
         out.extend(spec.metrics.into_iter().map(|m| (m, vars.clone())));
     }
     Ok(out)
