@@ -29,6 +29,7 @@ struct Hooks {
     held_calls: AtomicUsize,
     /// Lets every held call answer.
     release: tokio::sync::Notify,
+    released: AtomicBool,
     /// `type` and `reason` (for events) of every notification.
     notifications: Mutex<Vec<(String, String)>>,
 }
@@ -51,7 +52,9 @@ async fn slow(State(hooks): State<Arc<Hooks>>) -> StatusCode {
 async fn hold(State(hooks): State<Arc<Hooks>>) -> StatusCode {
     let released = hooks.release.notified();
     hooks.held_calls.fetch_add(1, Ordering::SeqCst);
-    released.await;
+    if !hooks.released.load(Ordering::SeqCst) {
+        released.await;
+    }
     StatusCode::OK
 }
 
@@ -178,7 +181,8 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
             "service": {"name": "other", "port": 80, "targetPort": 8080},
             "template": demo_template("v1"),
             "strategy": {"canary": {"steps": [{"weight": 50}]}},
-            "webhooks": [{"name": "held", "type": "confirmPromotion", "url": format!("{base}/hold"), "timeout": "10m"}],
+            "webhooks": [{"name": "held", "type": "confirmPromotion", "url": format!("{base}/hold"),
+                           "timeout": "30s", "retries": 100, "onFailure": "pause"}],
         }
     }))
     .expect("rollout");
@@ -219,12 +223,16 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
         notified(&hooks, "rollback", "").then_some(())
     })
     .await;
-    assert_eq!(
-        hooks.held_calls.load(Ordering::SeqCst),
-        1,
-        "the other Rollout's call was in flight all along: a slow hook held only its own Rollout"
+    // The held hook takes the longest a call may (30 s) and is called
+    // again after each timeout; the abort above came meanwhile.
+    assert!(
+        hooks.held_calls.load(Ordering::SeqCst) >= 1,
+        "the other Rollout's gate was in flight: a slow hook held only its own Rollout"
     );
+    let other = rollout_status(&ns, "other").await.expect("status of other");
+    assert!(other.canary_revision.is_some(), "the other Rollout still waits at its gate");
 
+    hooks.released.store(true, Ordering::SeqCst);
     hooks.release.notify_waiters();
     wait_rollout(&ns, "other", "the other Rollout to finish once its hook answers", |s| {
         s.phase == Some(RolloutPhase::Healthy) && s.canary_revision.is_none()
