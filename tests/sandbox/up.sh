@@ -93,10 +93,17 @@ say "kube-controller-manager and kube-scheduler"
 # that missed a heartbeat under load, once marked NotReady with its pods,
 # would leave them NotReady for good. The node-lifecycle controller still runs
 # to lift the not-ready taint the API server puts on a new node.
+# The stale-controller consistency checks (beta in 1.36) are off: a
+# ReplicaSet sync waits until its informer has seen the resourceVersion of
+# its own last write, and without etcd progress notifications (Debian's etcd
+# 3.4) that informer only moves on the next ReplicaSet event. In a quiet
+# moment a Deployment then kept reporting 0 available pods for minutes while
+# its pod ran ("read version ... is not as new as written version").
 start kube-controller-manager 10257 "$K8S_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG_FILE" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port=10257 --use-service-account-credentials=false \
   --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
-  --controllers='*,-serviceaccount-token-controller' --node-monitor-grace-period=1h --kube-api-qps=200 --kube-api-burst=400
+  --controllers='*,-serviceaccount-token-controller' --node-monitor-grace-period=1h --kube-api-qps=200 --kube-api-burst=400 \
+  --feature-gates=StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyDaemonSet=false,StaleControllerConsistencyJob=false,StaleControllerConsistencyStatefulSet=false
 start kube-scheduler 10259 "$K8S_BIN/kube-scheduler" --kubeconfig="$KUBECONFIG_FILE" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --kube-api-qps=200 --kube-api-burst=400
 wait_for kube-controller-manager 60 in_netns curl -skf https://127.0.0.1:10257/healthz
