@@ -230,7 +230,10 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
         "the other Rollout's gate was in flight: a slow hook held only its own Rollout"
     );
     let other = rollout_status(&ns, "other").await.expect("status of other");
-    assert!(other.canary_revision.is_some(), "the other Rollout still waits at its gate");
+    assert!(
+        other.canary_revision.is_some(),
+        "the other Rollout still waits at its gate"
+    );
 
     hooks.released.store(true, Ordering::SeqCst);
     hooks.release.notify_waiters();

@@ -614,3 +614,30 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
         .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
         .collect()
 }
+
+impl ControllerProcess {
+    /// A controller watching every namespace, as one installed cluster-wide
+    /// runs, with its Lease in `lease_ns`.
+    pub fn cluster_wide(lease_ns: &TestNamespace, identity: &str) -> Self {
+        let log = std::fs::File::create(controller_log(lease_ns, identity)).expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
+            .args(["controller", "--lease-namespace", &lease_ns.name])
+            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
+            .args(LOOPBACK_DESTINATIONS)
+            .env("RUST_LOG", "info,siskin=debug,kube=warn")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the controller");
+        ControllerProcess { child }
+    }
+
+    /// The process's peak resident memory (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
