@@ -51,6 +51,7 @@ pub struct Metrics {
     api_writes: Family<WriteLabels, Counter>,
     rollouts: Family<PhaseLabels, Gauge>,
     canary_weight: Family<RolloutLabels, Gauge>,
+    fenced_writes: Counter,
     /// The phase each Rollout was last counted under, so the per-phase gauge
     /// moves a Rollout instead of counting it twice.
     phases: Mutex<HashMap<(String, String), String>>,
@@ -65,6 +66,7 @@ impl Default for Metrics {
         let api_writes = Family::<WriteLabels, Counter>::default();
         let rollouts = Family::<PhaseLabels, Gauge>::default();
         let canary_weight = Family::<RolloutLabels, Gauge>::default();
+        let fenced_writes = Counter::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -83,6 +85,11 @@ impl Default for Metrics {
             "The canary weight Siskin wants on the route",
             canary_weight.clone(),
         );
+        registry.register(
+            "fenced_writes",
+            "Writes refused because this replica's hold on the Lease was not confirmed recently",
+            fenced_writes.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -91,6 +98,7 @@ impl Default for Metrics {
             api_writes,
             rollouts,
             canary_weight,
+            fenced_writes,
             phases: Mutex::new(HashMap::new()),
         }
     }
@@ -111,6 +119,11 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// The counter the write fence adds its refusals to.
+    pub fn fenced_writes(&self) -> Counter {
+        self.fenced_writes.clone()
     }
 
     /// Counts one API write of `kind` (see [`Metrics::acting`] for actions).
