@@ -606,3 +606,20 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
         .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
         .collect()
 }
+
+impl ControllerProcess {
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the controller is running")
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the controller.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid();
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+}
