@@ -6,7 +6,7 @@
 //! paused cannot stop anything until it runs again, and by then its
 //! reconciles in flight are already writing. The write fence
 //! ([`super::fence`]) covers that: it refuses writes once the last confirmed
-//! renewal is older than the Lease minus [`FENCE_MARGIN`], before any other
+//! renewal is older than the Lease minus a margin, before any other
 //! replica may take the Lease.
 
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub fn fence(identity: &str, namespace: &str, refused: Counter) -> Fence {
 
 /// Runs the controller whenever this replica holds the Lease in `namespace`,
 /// until `shutdown` turns true. `client` must carry the replica's `fence`.
-/// On shutdown the controller gets [`DRAIN`] to finish the reconciles in
+/// On shutdown the controller gets 2 s to finish the reconciles in
 /// flight, then the Lease is released so the next replica need not wait for
 /// it to expire.
 pub async fn run_while_leader(
