@@ -14,6 +14,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
 use crate::api::{ManualRequest, RequestedAction, Rollout};
+use crate::controller::fence::Fence;
+use crate::controller::health::Health;
 use crate::controller::{self, Metrics, Settings};
 use crate::egress::{DestinationPolicy, EgressSettings};
 
@@ -155,8 +157,14 @@ impl Cli {
                     namespace,
                     egress,
                 };
-                let client = limited_client(kube_qps, kube_burst).await?;
-                run_controller(client, metrics_addr, lease_namespace, settings).await
+                let metrics = Arc::new(Metrics::default());
+                let fence = controller::leader::fence(&settings.instance, &lease_namespace, metrics.fenced_writes());
+                let client = controller_client(kube_qps, kube_burst, &fence).await?;
+                let lease = Lease {
+                    namespace: lease_namespace,
+                    fence,
+                };
+                run_controller(client, metrics, metrics_addr, lease, settings).await
             }
             Command::Status { target, watch } => {
                 let (api, name) = rollouts(&target).await?;
@@ -225,42 +233,47 @@ async fn request(target: &Target, action: RequestedAction) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A client for the controller, with an optional client-side rate limit.
-async fn limited_client(qps: f64, burst: Option<u32>) -> anyhow::Result<Client> {
+/// The client of the controller and of its lease manager: every write
+/// passes the replica's write `fence` (innermost, so a write that waited
+/// for the rate limit is checked when it goes out), with an optional
+/// client-side rate limit.
+async fn controller_client(qps: f64, burst: Option<u32>, fence: &Fence) -> anyhow::Result<Client> {
     let config = kube::Config::infer()
         .await
         .context("reading the cluster's address and credentials (KUBECONFIG or in-cluster)")?;
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .context("connecting to the cluster")?
+        .with_layer(fence);
     if qps <= 0.0 {
-        return Client::try_from(config).context("connecting to the cluster");
+        return Ok(builder.build());
     }
     let burst = burst.unwrap_or_else(|| (qps * 2.0).ceil() as u32).max(1);
     // The limiter admits `burst` requests per window of burst/qps seconds:
     // `qps` on average, never more than `burst` at once.
     let window = Duration::from_secs_f64(f64::from(burst) / qps);
     let limit = tower::limit::RateLimitLayer::new(u64::from(burst), window);
-    let builder = kube::client::ClientBuilder::try_from(config).context("connecting to the cluster")?;
     Ok(builder.with_layer(&limit).build())
+}
+
+/// Where the replicas' Lease lives, and this replica's fence on it.
+struct Lease {
+    namespace: String,
+    fence: Fence,
 }
 
 async fn run_controller(
     client: Client,
+    metrics: Arc<Metrics>,
     metrics_addr: SocketAddr,
-    lease_namespace: String,
+    lease: Lease,
     settings: Settings,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
-    let server = tokio::spawn(controller::server::serve(metrics_addr, metrics.clone()));
+    let health = Arc::new(Health::new(lease.fence.clone()));
+    let server = tokio::spawn(controller::server::serve(metrics_addr, metrics.clone(), health.clone()));
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let mut leader = tokio::spawn(async move {
-        controller::leader::run_while_leader(
-            client,
-            &lease_namespace,
-            "siskin-controller",
-            metrics,
-            settings,
-            shutdown,
-        )
-        .await
+        let shared = (metrics, health, lease.fence);
+        controller::leader::run_while_leader(client, &lease.namespace, shared, settings, shutdown).await
     });
     tokio::select! {
         res = &mut leader => res.context("controller task")?,

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{PatchOperation, ReplaceOperation, TestOperation};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -102,6 +104,10 @@ impl Target<'_> {
                 "template": template,
             }
         });
+        // Unconditional, unlike a scale: the apply may create the object,
+        // and the resourceVersion of an existing one moves with every status
+        // update, so requiring it would refuse most applies. The write fence
+        // keeps a replica that lost the Lease from applying a stale one.
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
         api.patch(
             &deployment_name(&name, revision),
@@ -113,17 +119,37 @@ impl Target<'_> {
     }
 
     async fn scale(&self, revision: &str, replicas: i32) -> Result<(), Error> {
-        let name = self
-            .deployments
-            .iter()
-            .find(|(rev, _)| rev == revision)
-            .map(|(_, d)| d.name_any())
+        let observed = self.deployments.iter().find(|(rev, _)| rev == revision).map(|(_, d)| d);
+        let name = observed
+            .map(|d| d.name_any())
             .unwrap_or_else(|| deployment_name(&self.rollout.name_any(), revision));
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
-        // A merge patch, not an apply: an apply of `replicas` alone would
-        // drop the template this manager applied.
-        let patch = json!({"spec": {"replicas": replicas}});
-        let result = api.patch(&name, &merge_params(), &Patch::Merge(patch)).await;
+        // A patch, not an apply: an apply of `replicas` alone would drop the
+        // template this manager applied. It holds only if the replica count
+        // is still the one the plan saw, so a plan made from an older view
+        // (a replica that lost the Lease meanwhile) cannot undo a newer
+        // scale. The test is on our own field, not on the resourceVersion,
+        // which the Deployment's status moves on every pod change.
+        let result = match observed.and_then(|d| d.spec.as_ref()?.replicas) {
+            Some(was) => {
+                let path = || PointerBuf::from_tokens(["spec", "replicas"]);
+                let patch = json_patch::Patch(vec![
+                    PatchOperation::Test(TestOperation {
+                        path: path(),
+                        value: was.into(),
+                    }),
+                    PatchOperation::Replace(ReplaceOperation {
+                        path: path(),
+                        value: replicas.into(),
+                    }),
+                ]);
+                api.patch(&name, &merge_params(), &Patch::Json::<()>(patch)).await
+            }
+            None => {
+                let patch = json!({"spec": {"replicas": replicas}});
+                api.patch(&name, &merge_params(), &Patch::Merge(patch)).await
+            }
+        };
         // Scaling down a revision that is already gone is done.
         if replicas == 0 {
             ignore_missing(result)
@@ -152,6 +178,10 @@ impl Target<'_> {
                 "ports": [{"name": "http", "port": spec.port, "targetPort": target_port, "protocol": "TCP"}],
             }
         });
+        // Unconditional: a precondition would need the observed Service's
+        // resourceVersion, which observe does not keep (only the revision it
+        // selects), and the apply may create the Service. The write fence
+        // keeps a replica that lost the Lease from switching the selector.
         let api: Api<Service> = Api::namespaced(self.client.clone(), self.ns);
         api.patch(service, &apply_params(), &Patch::Apply(svc)).await?;
         Ok(())

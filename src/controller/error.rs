@@ -28,8 +28,17 @@ impl From<kube::Error> for Error {
 }
 
 impl Error {
+    /// Whether a write was refused by this replica's write fence: its hold
+    /// on the Lease is not confirmed, so it must not act.
+    pub fn is_fenced(&self) -> bool {
+        super::fence::is_fenced(self)
+    }
+
     /// A short snake_case label for metrics.
     pub fn metric_label(&self) -> &'static str {
+        if self.is_fenced() {
+            return "fenced";
+        }
         match self {
             Error::Kube(_) => "kube_api",
             Error::Routing(e) => e.metric_label(),
@@ -43,6 +52,9 @@ impl Error {
 
     /// The CamelCase reason of the Warning Event.
     pub fn event_reason(&self) -> &'static str {
+        if self.is_fenced() {
+            return "WriteFenced";
+        }
         match self {
             Error::Routing(RoutingError::Conflict { .. }) => "RouteConflict",
             Error::Routing(_) => "RouteError",

@@ -54,6 +54,7 @@ pub struct Metrics {
     canary_weight: Family<RolloutLabels, Gauge>,
     /// Tenant calls deferred or refused (see [`crate::egress`]).
     pub outbound: OutboundCounters,
+    fenced_writes: Counter,
     /// The phase each Rollout was last counted under, so the per-phase gauge
     /// moves a Rollout instead of counting it twice.
     phases: Mutex<HashMap<(String, String), String>>,
@@ -68,6 +69,7 @@ impl Default for Metrics {
         let api_writes = Family::<WriteLabels, Counter>::default();
         let rollouts = Family::<PhaseLabels, Gauge>::default();
         let canary_weight = Family::<RolloutLabels, Gauge>::default();
+        let fenced_writes = Counter::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -88,6 +90,11 @@ impl Default for Metrics {
         );
         let outbound = OutboundCounters::default();
         outbound.register(&mut registry);
+        registry.register(
+            "fenced_writes",
+            "Writes refused because this replica's hold on the Lease was not confirmed recently",
+            fenced_writes.clone(),
+        );
         Metrics {
             registry,
             outbound,
@@ -97,6 +104,7 @@ impl Default for Metrics {
             api_writes,
             rollouts,
             canary_weight,
+            fenced_writes,
             phases: Mutex::new(HashMap::new()),
         }
     }
@@ -117,6 +125,11 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// The counter the write fence adds its refusals to.
+    pub fn fenced_writes(&self) -> Counter {
+        self.fenced_writes.clone()
     }
 
     /// Counts one API write of `kind` (see [`Metrics::acting`] for actions).

@@ -5,6 +5,8 @@
 mod act;
 mod analysis;
 mod error;
+pub mod fence;
+pub mod health;
 mod hooks;
 pub mod leader;
 pub mod metrics;
@@ -45,6 +47,7 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<health::Health>,
     /// Per Rollout (`namespace/name`), the resourceVersion our last status
     /// write replaced. A reconcile that finds the cache still at it would
     /// plan from a status we already moved past; it waits for the watch.
@@ -81,6 +84,7 @@ where
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
+    health: Arc<health::Health>,
     settings: Settings,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -102,7 +106,7 @@ pub async fn run(
         }
     };
     tokio::select! {
-        () = serve(client, metrics, settings, (store, writer), stop) => {}
+        () = serve(client, (metrics, health), settings, (store, writer), stop) => {}
         () = stop_before_first_list => tracing::info!("stopped before the first list of Rollouts"),
     }
 }
@@ -110,7 +114,7 @@ pub async fn run(
 /// The controller itself: watches, then reconciles until `stop`.
 async fn serve(
     client: Client,
-    metrics: Arc<Metrics>,
+    (metrics, health): (Arc<Metrics>, Arc<health::Health>),
     settings: Settings,
     (store, writer): (reflector::Store<Rollout>, reflector::store::Writer<Rollout>),
     stop: impl Future<Output = ()> + Send + Sync + 'static,
@@ -136,6 +140,7 @@ async fn serve(
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         metrics,
+        health,
         superseded: Default::default(),
         egress: Arc::new(Egress::new(&settings.egress, ctx_counters)),
     });
@@ -190,7 +195,9 @@ mod tests {
         let stop = async move {
             let _ = stop_rx.await;
         };
-        let controller = tokio::spawn(run(client, Arc::new(Metrics::default()), settings, stop));
+        let fence = fence::Fence::new("test", "default", "lease", Duration::from_secs(12), Default::default());
+        let health = Arc::new(health::Health::new(fence));
+        let controller = tokio::spawn(run(client, Arc::new(Metrics::default()), health, settings, stop));
         let unanswered = api_server
             .next_request()
             .await

@@ -58,6 +58,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 async fn reconcile_unguarded(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
+    let _in_flight = ctx.health.reconciling(cache_key(&rollout));
     let ns = rollout.namespace().ok_or(Error::MissingNamespace)?;
     if is_superseded(&ctx, &rollout) {
         // Our own last write has not reached the cache yet (e.g. a route
@@ -313,6 +314,10 @@ fn record_analysis(status: &mut crate::api::RolloutStatus, analysis: Option<Anal
 }
 
 async fn warn(ctx: &Context, rollout: &Rollout, error: Error) -> Error {
+    // A fenced replica may not write, Events included; the fence logged it.
+    if error.is_fenced() {
+        return error;
+    }
     publish(
         ctx,
         rollout,

@@ -640,4 +640,19 @@ impl ControllerProcess {
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
+
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the controller is running")
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the controller.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid();
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
 }

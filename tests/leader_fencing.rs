@@ -1,0 +1,406 @@
+//! A leader stopped in the middle of a reconcile and resumed after another
+//! replica took the Lease writes nothing: its write fence closed while it
+//! was stopped. The other replica finishes the rollout with every step
+//! entered once and the route's weights only moving forward.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body as AxumBody;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use gateway_api::httproutes::HttpRoute;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use siskin::api::{Rollout, RolloutPhase, RolloutStatus, revision_hash};
+use support::*;
+use tokio::sync::{Notify, oneshot};
+
+const NAME: &str = "demo";
+const LEASE: &str = "siskin-controller";
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(180);
+/// The replicas' identities: distinct from other tests' controllers, so
+/// Events and the Lease name only these two.
+const A: &str = "fence-a";
+const B: &str = "fence-b";
+
+/// Weight steps separated by pauses: only a promote moves the rollout, so
+/// the test decides which replica moves it.
+fn steps() -> Value {
+    json!([{"weight": 20}, {"pause": {}}, {"weight": 50}, {"pause": {}}, {"weight": 80}])
+}
+
+/// A request the controller sent, as the tap saw it arrive.
+#[derive(Clone, Debug)]
+struct Sent {
+    at: Instant,
+    method: Method,
+    path: String,
+    status: Option<u16>,
+}
+
+impl Sent {
+    fn is_write(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+
+    fn is_lease(&self) -> bool {
+        self.path.contains("/apis/coordination.k8s.io/")
+    }
+}
+
+/// A plain-HTTP stand-in for the API server between one controller and the
+/// real one: it forwards everything and records every request; once armed,
+/// it holds the controller's next read of the route until released, so a
+/// reconcile is surely in flight when the controller is stopped.
+struct Tap {
+    client: Client,
+    route_path: String,
+    hold: Mutex<Option<oneshot::Receiver<()>>>,
+    holding: Notify,
+    sent: Mutex<Vec<Sent>>,
+}
+
+async fn tap(State(tap): State<Arc<Tap>>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let index = {
+        let mut sent = tap.sent.lock().expect("lock");
+        sent.push(Sent {
+            at: Instant::now(),
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+            status: None,
+        });
+        sent.len() - 1
+    };
+    if parts.method == Method::GET && parts.uri.path() == tap.route_path {
+        let hold = tap.hold.lock().expect("lock").take();
+        if let Some(release) = hold {
+            tap.holding.notify_one();
+            let _ = release.await;
+        }
+    }
+    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
+        parts.headers.remove(hop);
+    }
+    let forwarded = http::Request::from_parts(parts, kube::client::Body::from(body.to_vec()));
+    let response = match tap.client.send(forwarded).await {
+        Ok(response) => response,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    tap.sent.lock().expect("lock")[index].status = Some(response.status().as_u16());
+    let (mut parts, body) = response.into_parts();
+    for hop in ["connection", "transfer-encoding"] {
+        parts.headers.remove(hop);
+    }
+    Response::from_parts(parts, AxumBody::new(body))
+}
+
+impl Tap {
+    /// Serves on a free port and writes a kubeconfig pointing there.
+    async fn start(ns: &TestNamespace) -> (Arc<Self>, std::path::PathBuf, tokio::task::JoinHandle<()>) {
+        let tap_state = Arc::new(Tap {
+            client: ns.client.clone(),
+            route_path: format!(
+                "/apis/gateway.networking.k8s.io/v1/namespaces/{}/httproutes/{NAME}",
+                ns.name
+            ),
+            hold: Mutex::new(None),
+            holding: Notify::new(),
+            sent: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let app = axum::Router::new().fallback(tap).with_state(tap_state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let dir = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp".into());
+        let path = std::path::PathBuf::from(format!("{dir}/tap-{}.kubeconfig", ns.name));
+        let kubeconfig = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "tap", "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
+            "users": [{"name": "anonymous", "user": {}}],
+            "contexts": [{"name": "tap", "context": {"cluster": "tap", "user": "anonymous"}}],
+            "current-context": "tap",
+        });
+        std::fs::write(&path, kubeconfig.to_string()).expect("write kubeconfig");
+        (tap_state, path, server)
+    }
+
+    /// Holds the next read of the route; the returned sender releases it.
+    fn arm(&self) -> oneshot::Sender<()> {
+        let (release, hold) = oneshot::channel();
+        *self.hold.lock().expect("lock") = Some(hold);
+        release
+    }
+
+    /// The requests that arrived at or after `since`.
+    fn sent_since(&self, since: Instant) -> Vec<Sent> {
+        let sent = self.sent.lock().expect("lock");
+        sent.iter().filter(|s| s.at >= since).cloned().collect()
+    }
+}
+
+async fn lease_holder(ns: &TestNamespace) -> Option<String> {
+    let lease = ns.api::<Lease>().get_opt(LEASE).await.ok()??;
+    lease.spec?.holder_identity
+}
+
+async fn wait_holder(ns: &TestNamespace, identity: &str, within: Duration) {
+    eventually(&format!("{identity} to hold the Lease"), within, || async {
+        (lease_holder(ns).await.as_deref() == Some(identity)).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the rollout to `revision` is paused with the canary at
+/// `weight` on the route.
+async fn paused_at(ns: &TestNamespace, revision: &str, weight: i32) -> RolloutStatus {
+    wait_rollout_within(ns, NAME, &format!("paused at {weight}%"), RELEASE_TIMEOUT, |s| {
+        s.canary_revision.as_deref() == Some(revision)
+            && s.canary_weight == Some(weight)
+            && s.observed_canary_weight == Some(weight)
+            && s.phase == Some(RolloutPhase::Paused)
+    })
+    .await
+}
+
+/// Every status and every canary weight on the route, as watches see them.
+struct History {
+    statuses: Arc<Mutex<Vec<RolloutStatus>>>,
+    weights: Arc<Mutex<Vec<i32>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl History {
+    fn record(ns: &TestNamespace) -> Self {
+        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
+        let statuses = Arc::new(Mutex::new(Vec::<RolloutStatus>::new()));
+        let sink = statuses.clone();
+        let rollouts = watcher(ns.api::<Rollout>(), config.clone());
+        let status_task = tokio::spawn(async move {
+            let mut stream = rollouts.default_backoff().applied_objects().boxed();
+            while let Some(next) = stream.next().await {
+                let Some(status) = next.ok().and_then(|r| r.status) else {
+                    continue;
+                };
+                let mut seen = sink.lock().expect("lock");
+                if seen.last() != Some(&status) {
+                    seen.push(status);
+                }
+            }
+        });
+        let weights = Arc::new(Mutex::new(Vec::<i32>::new()));
+        let sink = weights.clone();
+        let routes = watcher(ns.api::<HttpRoute>(), config);
+        let route_task = tokio::spawn(async move {
+            let mut stream = routes.default_backoff().applied_objects().boxed();
+            while let Some(next) = stream.next().await {
+                let Ok(route) = next else { continue };
+                let weight = route
+                    .spec
+                    .rules
+                    .iter()
+                    .flatten()
+                    .flat_map(|r| r.backend_refs.iter().flatten())
+                    .filter(|b| b.name == "demo-canary")
+                    .map(|b| b.weight.unwrap_or(1))
+                    .sum();
+                let mut seen = sink.lock().expect("lock");
+                if seen.last() != Some(&weight) {
+                    seen.push(weight);
+                }
+            }
+        });
+        History {
+            statuses,
+            weights,
+            tasks: vec![status_task, route_task],
+        }
+    }
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+/// The step indices the rollout to `revision` went through, in order.
+fn steps_entered(statuses: &[RolloutStatus], revision: &str) -> Vec<i32> {
+    let mut entered = Vec::new();
+    for status in statuses
+        .iter()
+        .filter(|s| s.canary_revision.as_deref() == Some(revision))
+    {
+        if let Some(index) = status.current_step_index
+            && entered.last() != Some(&index)
+        {
+            entered.push(index);
+        }
+    }
+    entered
+}
+
+/// The Events about the Rollout: (instance, time, reason, note, times).
+async fn rollout_events(ns: &TestNamespace) -> Vec<(String, Timestamp, String, String, i32)> {
+    let events: Api<Event> = ns.api();
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some("Rollout") && r.name.as_deref() == Some(NAME))
+        })
+        .map(|e| {
+            let last = e.series.as_ref().map(|s| s.last_observed_time.0);
+            (
+                e.reporting_instance.unwrap_or_default(),
+                last.or(e.event_time.map(|t| t.0)).unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+                e.series.map_or(1, |s| s.count),
+            )
+        })
+        .collect()
+}
+
+fn log_of(ns: &TestNamespace, identity: &str) -> String {
+    std::fs::read_to_string(controller_log(ns, identity)).unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
+    let ns = TestNamespace::new("fence").await;
+    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
+    demo_route(&ns).await;
+    let (tap, kubeconfig, _server) = Tap::start(&ns).await;
+    let a = ControllerProcess::start_with_kubeconfig(&ns, A, &kubeconfig);
+    wait_holder(&ns, A, Duration::from_secs(20)).await;
+    let _b = ControllerProcess::start_with(&ns, B, &ns.name, &[]);
+
+    let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
+    create(&ns.api(), &canary_rollout(NAME, NAME, "v1", routing, steps())).await;
+    wait_rollout_within(&ns, NAME, "v1 to become stable", RELEASE_TIMEOUT, |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    let history = History::record(&ns);
+    release_version(&ns, NAME, "v2").await;
+    let rollout = ns.api::<Rollout>().get(NAME).await.expect("rollout");
+    let v2 = revision_hash(rollout.spec.template.as_ref().expect("template"));
+    paused_at(&ns, &v2, 20).await;
+
+    // A reconcile of a's is held on its read of the route, and a is stopped
+    // there: it holds a plan's worth of stale state.
+    let release = tap.arm();
+    let poke = json!({"metadata": {"annotations": {"test.siskin.io/poke": "1"}}});
+    ns.api::<Rollout>()
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(poke))
+        .await
+        .expect("touch the Rollout");
+    tokio::time::timeout(Duration::from_secs(20), tap.holding.notified())
+        .await
+        .expect("a reconciles the touched Rollout and reads the route");
+    a.signal("STOP");
+    let (stopped, stopped_at) = (Instant::now(), Timestamp::now());
+
+    // b takes over and moves the rollout while a is stopped.
+    wait_holder(&ns, B, Duration::from_secs(40)).await;
+    let took = stopped.elapsed();
+    siskin(&["promote", NAME, "-n", &ns.name]).await;
+    paused_at(&ns, &v2, 50).await;
+    println!(
+        "a stopped mid-reconcile; b took the Lease {:.1}s later and moved the canary to 50%",
+        took.as_secs_f64()
+    );
+
+    // a resumes with its stale reconcile, which now reads the route.
+    a.signal("CONT");
+    let _ = release.send(());
+    eventually("a to see it lost the Lease", Duration::from_secs(30), || async {
+        log_of(&ns, A).contains("lost the lease").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = tap.sent_since(stopped);
+    let writes: Vec<&Sent> = after.iter().filter(|s| s.is_write() && !s.is_lease()).collect();
+    println!("a's requests after it was stopped: {after:#?}");
+    assert!(
+        writes.is_empty(),
+        "a wrote after its Lease could have been taken: {writes:#?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|s| s.method == Method::GET && s.path == tap.route_path),
+        "a's held reconcile did go on after it resumed"
+    );
+    assert!(
+        log_of(&ns, A).contains("write fence closed"),
+        "a's stale reconcile met the closed fence"
+    );
+    assert_eq!(lease_holder(&ns).await.as_deref(), Some(B), "b still leads");
+
+    // b finishes the rollout: nothing a did shows.
+    siskin(&["promote", NAME, "-n", &ns.name]).await;
+    wait_rollout_within(&ns, NAME, "v2 to be promoted", RELEASE_TIMEOUT, |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.as_deref() == Some(v2.as_str())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let weights = history.weights.lock().expect("lock").clone();
+    assert_eq!(
+        weights,
+        vec![0, 20, 50, 80, 0],
+        "the canary's weight on the route only moved forward"
+    );
+    let statuses = history.statuses.lock().expect("lock").clone();
+    let entered = steps_entered(&statuses, &v2);
+    assert!(
+        entered.windows(2).all(|w| w[0] < w[1]) && entered.last() == Some(&4),
+        "each step entered once, in order, through the last: {entered:?}"
+    );
+
+    // The Recorder folds repeats of a reason into one Event's series (the
+    // note stays the first one's), so steps are counted, not named.
+    let mut completed: BTreeMap<String, i32> = BTreeMap::new();
+    let events = rollout_events(&ns).await;
+    for (instance, at, reason, note, times) in &events {
+        assert!(
+            instance != A || *at <= stopped_at,
+            "a published {reason} ({note}) after it was stopped; events: {events:#?}; a's requests: {:#?}",
+            tap.sent_since(stopped)
+                .iter()
+                .filter(|s| s.is_write())
+                .collect::<Vec<_>>()
+        );
+        if reason == "StepCompleted" {
+            *completed.entry(instance.clone()).or_default() += times;
+        }
+    }
+    println!("StepCompleted Events by replica: {completed:?}");
+    let steps = steps().as_array().map_or(0, Vec::len) as i32;
+    assert_eq!(
+        completed.values().sum::<i32>(),
+        steps,
+        "each step completed once; events: {events:#?}"
+    );
+    delete_rollouts(&ns).await;
+}
