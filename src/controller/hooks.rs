@@ -40,7 +40,10 @@ pub async fn call_all(egress: &Egress, rollout: &Rollout, calls: Vec<HookCall>) 
             }
         }
     }
-    let results = join_all(admitted.into_iter().map(|(call, _slot)| async move {
+    let results = join_all(admitted.into_iter().map(|(call, slot)| async move {
+        // The slot is held until the answer is in: only a binding used
+        // inside the future lives as long as the call.
+        let _held = slot;
         let body = json!({
             "name": rollout.name_any(),
             "namespace": rollout.namespace(),
@@ -173,6 +176,33 @@ mod tests {
         assert!(answers.results.is_empty(), "the engine sees no answer yet");
         assert!(started.elapsed() < Duration::from_millis(500), "nothing waited");
         assert_eq!(counters.deferred(Purpose::Webhook), 1);
+    }
+
+    /// The slot must be held for as long as the call is in flight, or a
+    /// namespace's endpoints that never answer would hold every reconcile.
+    #[tokio::test]
+    async fn a_call_in_flight_holds_its_slot_until_it_is_answered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("address"));
+        // Accepts connections and never answers.
+        let server = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let (egress, counters) = egress(8, 1);
+        let egress = Arc::new(egress);
+        let hanging = {
+            let (egress, url) = (egress.clone(), url.clone());
+            tokio::spawn(async move { call_all(&egress, &rollout("team", json!([])), vec![call("a", &url)]).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = call_all(&egress, &rollout("team", json!([])), vec![call("b", &url)]).await;
+        assert!(second.deferred, "the first call still holds the namespace's one slot");
+        assert_eq!(counters.deferred(Purpose::Webhook), 1);
+        hanging.abort();
+        server.abort();
     }
 
     #[tokio::test]
