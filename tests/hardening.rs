@@ -26,6 +26,9 @@ use support::*;
 /// Rollouts whose gate never answers, all in one tenant's namespace: more
 /// than the controller's 32 reconcile slots.
 const HANGING: usize = 40;
+/// The controller of this test manages only Rollouts with this label value.
+const INSTANCE: &str = "hardening";
+
 /// The bystander's whole schedule: one step held this long.
 const BYSTANDER_HOLD: Duration = Duration::from_secs(20);
 
@@ -82,7 +85,7 @@ fn rollout(name: &str, version: &str, steps: serde_json::Value, extra: serde_jso
     }
     serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {"siskin.io/instance": INSTANCE}},
         "spec": spec,
     }))
     .expect("rollout object")
@@ -141,7 +144,7 @@ async fn one_tenant_cannot_stop_starve_or_steer_the_controller() {
     let hostile = TestNamespace::new("hard-hostile").await;
     let bystander = TestNamespace::new("hard-bystander").await;
     let base = hostile_server().await;
-    let mut controller = ControllerProcess::cluster_wide(&system, "a");
+    let mut controller = ControllerProcess::cluster_wide(&system, "a", INSTANCE);
 
     // The bystander and the tenants' Rollouts start at v1.
     let shrink_steps = json!([{"weight": 50}, {"pause": {}}, {"weight": 100}]);
@@ -230,7 +233,7 @@ async fn one_tenant_cannot_stop_starve_or_steer_the_controller() {
     create(&hostile.api(), &legacy).await;
     let huge: siskin::api::Rollout = serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "huge"},
+        "metadata": {"name": "huge", "labels": {"siskin.io/instance": INSTANCE}},
         "spec": {
             "replicas": 10_000,
             "service": {"name": "huge", "port": 80},
@@ -374,18 +377,26 @@ async fn one_tenant_cannot_stop_starve_or_steer_the_controller() {
         "the shortened steps start again from the first"
     );
     wait_event(&hostile, "shrink", "Normal", "StepsChanged").await;
-    let hung = wait_rollout_within(
-        &hanging,
-        &hang_names[0],
-        "a failed call",
-        Duration::from_secs(90),
-        |s| condition_of(s, "Progressing").is_some_and(|(_, _, m)| m.contains("no answer within 30s")),
-    )
+    // Four calls of that namespace are in flight at a time, thirty seconds
+    // each: every hanging Rollout waits at its gate, and the first ones
+    // called have failed calls on record.
+    let failed = eventually("a hanging gate's failed call", Duration::from_secs(90), || async {
+        for name in &hang_names {
+            let status = rollout_status(&hanging, name).await?;
+            if condition_of(&status, "Progressing").is_some_and(|(_, _, m)| m.contains("no answer within 30s")) {
+                return Some(name.clone());
+            }
+        }
+        None
+    })
     .await;
-    let (_, reason, _) = condition_of(&hung, "Progressing").expect("Progressing condition");
-    assert_eq!(reason, "AwaitingWebhook");
-    let note = wait_event(&hanging, &hang_names[0], "Warning", "WebhookFailed").await;
+    let note = wait_event(&hanging, &failed, "Warning", "WebhookFailed").await;
     assert!(note.contains("no answer within 30s"), "{note}");
+    for name in &hang_names {
+        let status = rollout_status(&hanging, name).await.expect("status");
+        let (_, reason, message) = condition_of(&status, "Progressing").expect("Progressing condition");
+        assert_eq!(reason, "AwaitingWebhook", "{name}: {message}");
+    }
     println!("calls of the hanging gates: {}", HANGING_CALLS.load(Ordering::SeqCst));
 
     assert!(controller.is_running(), "the controller never exited");

@@ -16,7 +16,7 @@ mod webhook;
 
 pub use duration::{Duration, DurationError};
 pub use request::{ManualRequest, REQUEST_ANNOTATION, RequestedAction};
-pub use revision::{ADOPT_ANNOTATION, REVISION_LABEL, ROLLOUT_LABEL, revision_hash, revision_of_value};
+pub use revision::{ADOPT_ANNOTATION, INSTANCE_LABEL, REVISION_LABEL, ROLLOUT_LABEL, revision_hash, revision_of_value};
 pub use rollout::{
     AbTestStrategy, AnalysisArg, AnalysisTemplateRef, BlueGreenStrategy, COOKIE_HEADER, CanaryStep, CanaryStrategy,
     CookieMatch, GatewayApiRouting, HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName,

@@ -128,10 +128,12 @@ impl ManualRequest {
         }
     }
 
-    /// Whether this is an abort: the CLI never writes over one that the
-    /// controller has not handled yet.
-    pub fn is_abort(&self) -> bool {
-        self.action == Some(RequestedAction::Abort)
+    /// Whether `action` may be recorded over this request: an abort the
+    /// controller has not handled yet (`last_handled` is another request)
+    /// wins over anything but another abort.
+    pub fn may_be_replaced_by(&self, action: RequestedAction, last_handled: Option<&str>) -> bool {
+        let pending_abort = self.action == Some(RequestedAction::Abort) && last_handled != Some(self.id.as_str());
+        !pending_abort || action == RequestedAction::Abort
     }
 
     /// The request on a Rollout, if any.
@@ -181,6 +183,28 @@ mod tests {
             ManualRequest::parse(&value).id,
             request.id,
             "the same value, the same id"
+        );
+    }
+
+    #[test]
+    fn a_pending_abort_wins_over_any_later_request_but_an_abort() {
+        let abort = ManualRequest::new(RequestedAction::Abort, Timestamp::UNIX_EPOCH, Some("abc"));
+        for action in RequestedAction::ALL {
+            let allowed = abort.may_be_replaced_by(action, Some("promote@earlier"));
+            assert_eq!(
+                allowed,
+                action == RequestedAction::Abort,
+                "{action} over a pending abort"
+            );
+            assert!(
+                abort.may_be_replaced_by(action, Some(&abort.id)),
+                "{action} after the abort was handled"
+            );
+        }
+        let promote = ManualRequest::new(RequestedAction::Promote, Timestamp::UNIX_EPOCH, None);
+        assert!(
+            promote.may_be_replaced_by(RequestedAction::Pause, None),
+            "later requests replace others"
         );
     }
 

@@ -11,6 +11,10 @@ pub const REVISION_LABEL: &str = "siskin.io/revision";
 /// The label naming the Rollout that owns a Deployment or Service.
 pub const ROLLOUT_LABEL: &str = "siskin.io/rollout";
 
+/// Assigns a Rollout to the controller started with `--instance-id <value>`;
+/// a controller without one manages the Rollouts without this label.
+pub const INSTANCE_LABEL: &str = "siskin.io/instance";
+
 /// Opts an object Siskin did not create into being managed by one Rollout:
 /// its value names that Rollout. Siskin never takes over a `<service>-stable`
 /// or `<service>-canary` Service it did not create, nor scales a

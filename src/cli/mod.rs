@@ -55,6 +55,12 @@ enum Command {
         /// Manage Rollouts of this namespace only (default: all namespaces).
         #[arg(long, env = "SISKIN_WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Manage only Rollouts labelled `siskin.io/instance=<ID>`, with a
+        /// Lease of its own, so several controllers can share a cluster (e.g.
+        /// one per team, or a new version tried beside the old). Without it,
+        /// the controller manages the Rollouts that carry no such label.
+        #[arg(long, env = "SISKIN_INSTANCE_ID")]
+        instance_id: Option<String>,
         /// Client-side limit on API requests per second. 0, the default,
         /// sets none: the API server's priority and fairness protects it,
         /// and a client limit is what slows a controller with many Rollouts
@@ -132,6 +138,7 @@ impl Cli {
                 identity,
                 concurrency,
                 namespace,
+                instance_id,
                 kube_qps,
                 kube_burst,
                 allow_destinations,
@@ -155,10 +162,16 @@ impl Cli {
                     concurrency,
                     instance: identity.unwrap_or_else(|| format!("siskin-{:08x}", rand::random::<u32>())),
                     namespace,
+                    instance_id,
                     egress,
                 };
                 let metrics = Arc::new(Metrics::default());
-                let fence = controller::leader::fence(&settings.instance, &lease_namespace, metrics.fenced_writes());
+                let lease_name = controller::leader::lease_name(settings.instance_id.as_deref());
+                let fence = controller::leader::fence(
+                    &settings.instance,
+                    (&lease_namespace, &lease_name),
+                    metrics.fenced_writes(),
+                );
                 let client = controller_client(kube_qps, kube_burst, &fence).await?;
                 let lease = Lease {
                     namespace: lease_namespace,
@@ -210,10 +223,9 @@ async fn request(target: &Target, action: RequestedAction) -> anyhow::Result<()>
         .await
         .with_context(|| format!("reading Rollout {name}"))?;
     let status = rollout.status.as_ref();
+    let last_handled = status.and_then(|s| s.last_handled_request.as_deref());
     if let Some(pending) = ManualRequest::from_rollout(&rollout)
-        && pending.is_abort()
-        && action != RequestedAction::Abort
-        && status.and_then(|s| s.last_handled_request.as_deref()) != Some(pending.id.as_str())
+        && !pending.may_be_replaced_by(action, last_handled)
     {
         anyhow::bail!("rollout {name}: an abort is pending and wins; {action} was not recorded");
     }

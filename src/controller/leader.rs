@@ -24,6 +24,15 @@ use super::{Metrics, Settings};
 
 /// The Lease the replicas compete for.
 pub const LEASE_NAME: &str = "siskin-controller";
+
+/// The Lease of the controllers started with `instance_id`: one per
+/// instance, so instances sharing a namespace do not take turns.
+pub fn lease_name(instance_id: Option<&str>) -> String {
+    match instance_id {
+        Some(id) => format!("{LEASE_NAME}-{id}"),
+        None => LEASE_NAME.to_string(),
+    }
+}
 /// How long a Lease holds without renewal, and the margin before its end at
 /// which the holder renews. A follower takes over within about this long.
 const LEASE_SECONDS: u64 = 15;
@@ -39,9 +48,9 @@ const FENCE_MARGIN: Duration = Duration::from_secs(3);
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// The write fence of replica `identity` for the Lease in `namespace`.
-pub fn fence(identity: &str, namespace: &str, refused: Counter) -> Fence {
+pub fn fence(identity: &str, (namespace, lease): (&str, &str), refused: Counter) -> Fence {
     let valid_for = Duration::from_secs(LEASE_SECONDS) - FENCE_MARGIN;
-    Fence::new(identity, namespace, LEASE_NAME, valid_for, refused)
+    Fence::new(identity, namespace, lease, valid_for, refused)
 }
 
 /// Runs the controller whenever this replica holds the Lease in `namespace`,
@@ -56,7 +65,7 @@ pub async fn run_while_leader(
     settings: Settings,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+    let manager = LeaseManagerBuilder::new(client.clone(), lease_name(settings.instance_id.as_deref()))
         .with_namespace(namespace)
         .with_parameters(LeaseParams::new(
             settings.instance.clone(),

@@ -32,7 +32,7 @@ pub use metrics::Metrics;
 
 use gateway_api::httproutes::HttpRoute;
 
-use crate::api::{ROLLOUT_LABEL, Rollout};
+use crate::api::{INSTANCE_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::egress::{Egress, EgressSettings};
 use crate::routing::istio_types::VirtualService;
 use routes::RouteKind;
@@ -66,6 +66,9 @@ pub struct Settings {
     pub instance: String,
     /// Watch only this namespace; `None` watches the whole cluster.
     pub namespace: Option<String>,
+    /// Manage only the Rollouts labelled with this instance id (see
+    /// [`crate::api::INSTANCE_LABEL`]); `None` manages the unlabelled ones.
+    pub instance_id: Option<String>,
     /// Where webhooks and metric queries may go, and how many at once.
     pub egress: EgressSettings,
 }
@@ -123,7 +126,11 @@ async fn serve(
     let rollouts: Api<Rollout> = api(&client, ns);
     // The Rollouts are cached without their field-manager bookkeeping, which
     // nothing reads and which is a large share of each object.
-    let rollout_changes = watcher(rollouts, watcher::Config::default().any_semantic())
+    let selector = match &settings.instance_id {
+        Some(id) => format!("{INSTANCE_LABEL}={id}"),
+        None => format!("!{INSTANCE_LABEL}"),
+    };
+    let rollout_changes = watcher(rollouts, watcher::Config::default().labels(&selector).any_semantic())
         .default_backoff()
         .modify(|rollout| rollout.managed_fields_mut().clear())
         .reflect(writer)
@@ -189,6 +196,7 @@ mod tests {
             concurrency: 1,
             instance: "test".into(),
             namespace: None,
+            instance_id: None,
             egress: EgressSettings::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

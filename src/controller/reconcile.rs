@@ -34,17 +34,29 @@ const PANIC_RETRY: Duration = Duration::from_secs(60);
 /// contained to this Rollout (a Warning Event and a metric), never the
 /// process: one controller serves every Rollout in the cluster.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    use futures::FutureExt;
     let started = Instant::now();
-    let guarded = std::panic::AssertUnwindSafe(reconcile_unguarded(rollout.clone(), ctx.clone())).catch_unwind();
-    let result = match tokio::time::timeout(RECONCILE_DEADLINE, guarded).await {
-        Ok(Ok(result)) => return result,
-        Ok(Err(panic)) => Error::Panicked(panic_message(panic.as_ref())),
-        Err(_) => Error::Deadline(RECONCILE_DEADLINE),
+    let error = match contained(RECONCILE_DEADLINE, reconcile_unguarded(rollout.clone(), ctx.clone())).await {
+        Err(error @ (Error::Panicked(_) | Error::Deadline(_))) => error,
+        result => return result,
     };
-    tracing::error!(rollout = %cache_key(&rollout), error = %result, label = result.metric_label(), "reconcile failed");
-    ctx.metrics.reconciled(started.elapsed(), Some(&result));
-    Err(warn(&ctx, &rollout, result).await)
+    tracing::error!(rollout = %cache_key(&rollout), %error, label = error.metric_label(), "reconcile failed");
+    ctx.metrics.reconciled(started.elapsed(), Some(&error));
+    Err(warn(&ctx, &rollout, error).await)
+}
+
+/// Runs one reconcile so that neither a panic nor a hang inside it can
+/// escape: either becomes this Rollout's error.
+async fn contained(
+    deadline: Duration,
+    reconcile: impl Future<Output = Result<Requeue, Error>>,
+) -> Result<Requeue, Error> {
+    use futures::FutureExt;
+    let guarded = std::panic::AssertUnwindSafe(reconcile).catch_unwind();
+    match tokio::time::timeout(deadline, guarded).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(Error::Panicked(panic_message(panic.as_ref()))),
+        Err(_) => Err(Error::Deadline(deadline)),
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -352,5 +364,35 @@ async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &st
     );
     if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_inside_a_reconcile_is_this_rollouts_error_not_the_processes() {
+        let result = contained(Duration::from_secs(5), async {
+            let steps: Vec<i32> = Vec::new();
+            let index = steps.len() + 2;
+            Ok(Requeue::requeue(Duration::from_secs(
+                u64::try_from(steps[index]).unwrap_or(0),
+            )))
+        })
+        .await;
+        let Err(Error::Panicked(message)) = result else {
+            panic!("a contained panic: {result:?}");
+        };
+        assert!(message.contains("index out of bounds"), "{message}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_that_never_ends_gives_its_slot_back_at_the_deadline() {
+        let result = contained(RECONCILE_DEADLINE, std::future::pending()).await;
+        assert!(
+            matches!(result, Err(Error::Deadline(d)) if d == RECONCILE_DEADLINE),
+            "{result:?}"
+        );
     }
 }

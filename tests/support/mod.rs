@@ -617,11 +617,19 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
 
 impl ControllerProcess {
     /// A controller watching every namespace, as one installed cluster-wide
-    /// runs, with its Lease in `lease_ns`.
-    pub fn cluster_wide(lease_ns: &TestNamespace, identity: &str) -> Self {
+    /// runs, with its Lease in `lease_ns`. It manages only the Rollouts
+    /// labelled `siskin.io/instance: <instance_id>`, so the controllers of
+    /// other tests and it never act on each other's Rollouts.
+    pub fn cluster_wide(lease_ns: &TestNamespace, identity: &str, instance_id: &str) -> Self {
         let log = std::fs::File::create(controller_log(lease_ns, identity)).expect("log file");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-            .args(["controller", "--lease-namespace", &lease_ns.name])
+            .args([
+                "controller",
+                "--lease-namespace",
+                &lease_ns.name,
+                "--instance-id",
+                instance_id,
+            ])
             .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
             .args(LOOPBACK_DESTINATIONS)
             .env("RUST_LOG", "info,siskin=debug,kube=warn")

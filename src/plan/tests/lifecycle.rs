@@ -360,3 +360,23 @@ fn without_a_router_promotion_removes_the_old_pods_at_once() {
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert!(plan.status.scale_downs.is_empty());
 }
+
+#[test]
+fn objects_nobody_handed_to_siskin_freeze_the_rollout_and_say_which() {
+    let spec = spec(standard_steps());
+    let sentence = "Service shop/shop-stable exists and was not created by Siskin; Siskin manages its selector only once it is annotated siskin.io/adopt=shop".to_string();
+    let observed = Observed {
+        not_adopted: vec![sentence.clone()],
+        ..world(&spec, 10)
+    };
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 5);
+    assert!(plan.actions.is_empty(), "nothing is written: {:?}", plan.actions);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::InvalidSpec));
+    let invalid = condition(&plan, "InvalidSpec");
+    assert_eq!(
+        (invalid.status.as_str(), invalid.reason.as_str()),
+        ("True", "AdoptionRequired")
+    );
+    assert_eq!(invalid.message, sentence);
+    assert!(reasons(&plan).contains(&"AdoptionRequired"), "{:?}", plan.events);
+}

@@ -158,3 +158,43 @@ fn pause_during_promotion_is_ignored() {
     let outcome = plan.status.requests.last().map(|r| r.outcome.as_str());
     assert_eq!(outcome, Some("ignored: promotion is under way"));
 }
+
+#[test]
+fn a_request_meant_for_another_revision_is_ignored_with_a_warning() {
+    let spec = spec(standard_steps());
+    let observed = Observed {
+        request: Some(ManualRequest::new(RequestedAction::PromoteFull, at(1), Some(NEXT))),
+        ..world(&spec, 10)
+    };
+    let before = in_flight(&spec, 0, Some(0));
+    let plan = run(&spec, &before, &observed, 5);
+    assert_eq!(
+        plan.status.current_step_index,
+        Some(0),
+        "the canary in flight stays where it was"
+    );
+    assert_eq!(plan.status.stable_revision.as_deref(), Some(STABLE));
+    let handled = plan
+        .status
+        .requests
+        .last()
+        .map(|r| r.outcome.as_str())
+        .unwrap_or_default();
+    assert!(
+        handled.starts_with("ignored: meant for revision 9e77000003"),
+        "{handled}"
+    );
+    let warning = plan.events.iter().find(|e| e.reason == "ManualRequest");
+    assert_eq!(warning.map(|e| e.kind), Some(EventKind::Warning));
+}
+
+#[test]
+fn a_request_for_the_canary_in_flight_is_acted_on() {
+    let spec = spec(standard_steps());
+    let observed = Observed {
+        request: Some(ManualRequest::new(RequestedAction::Promote, at(1), Some(CANARY))),
+        ..world(&spec, 10)
+    };
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 5);
+    assert_eq!(plan.status.current_step_index, Some(1));
+}

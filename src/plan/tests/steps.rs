@@ -221,3 +221,49 @@ fn a_canary_is_measured_only_at_steps_that_send_it_requests() {
     let served: Vec<bool> = (0..4).map(|i| steps.canary_serves_at(i)).collect();
     assert_eq!(served, [false, true, true, false], "past the end is the promotion");
 }
+
+#[test]
+fn replicas_beyond_the_bound_are_refused_before_any_batch_is_expanded() {
+    let mut spec = spec(standard_steps());
+    spec.replicas = 50_000_000;
+    spec.strategy = crate::api::RolloutStrategy {
+        rolling: Some(serde_json::from_value(serde_json::json!({"maxSurge": 1})).expect("rolling")),
+        ..crate::api::RolloutStrategy::default()
+    };
+    let errors = expand(&spec).expect_err("refused");
+    assert!(errors.contains(&SpecError::TooManyReplicas), "{errors:?}");
+    let plan = plan(&spec, Some(&stable_status()), &steady_world(STABLE), at(0));
+    assert_eq!(plan.status.phase, Some(RolloutPhase::InvalidSpec));
+    assert!(plan.actions.is_empty());
+}
+
+#[test]
+fn a_webhook_may_wait_at_most_thirty_seconds() {
+    let mut spec = spec(standard_steps());
+    spec.webhooks = serde_json::from_value(serde_json::json!([
+        {"name": "slow", "type": "rollout", "url": "http://hooks.shop/", "timeout": "10m"},
+        {"name": "fine", "type": "rollout", "url": "http://hooks.shop/", "timeout": "30s"},
+    ]))
+    .expect("webhooks");
+    let errors = expand(&spec).expect_err("refused");
+    assert_eq!(errors, [SpecError::WebhookTimeout { index: 0 }]);
+}
+
+#[test]
+fn a_service_name_that_cannot_take_the_stable_and_canary_suffixes_is_refused() {
+    for name in ["Shop", "shop_v2", "", &"s".repeat(57)] {
+        let mut spec = spec(standard_steps());
+        spec.service.name = name.to_string();
+        let errors = expand(&spec).expect_err("refused");
+        assert!(
+            matches!(errors.as_slice(), [SpecError::ServiceName { .. }]),
+            "{name}: {errors:?}"
+        );
+    }
+    let mut spec = spec(standard_steps());
+    spec.service.name = "s".repeat(56);
+    assert!(
+        expand(&spec).is_ok(),
+        "56 characters leave room for -stable and -canary"
+    );
+}
