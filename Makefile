@@ -2,10 +2,13 @@
 # install what is missing and cache slow builds under ~/.cache/siskin.
 SANDBOX := tests/sandbox/sandbox
 
-.PHONY: test demo sandbox-up sandbox-down lint
+.PHONY: test unit demo sandbox-up sandbox-down lint
 
 test: ## install what is missing, start the sandbox, run every test, stop it
 	$(SANDBOX) test
+
+unit: ## the offline tests only (engine, judges, routers, manifests): seconds when warm
+	cargo test --all-targets
 
 demo: ## start the sandbox and roll a healthy and a faulty release through a canary
 	demo/run.sh

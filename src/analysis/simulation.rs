@@ -427,12 +427,32 @@ mod tests {
     #[test]
     fn counters_are_cumulative_and_consistent() {
         let mut sim = Simulation::new(Traffic::default(), Effect::None, 1);
-        for _ in 0..10 {
-            sim.advance(15.0, 0.1);
+        let mut windows = Arms::<Counts>::default();
+        let mut previous = *sim.cumulative().0;
+        for _ in 0..40 {
+            let window = sim.advance(15.0, 0.1);
+            windows.stable.requests += window.requests.stable;
+            windows.canary.requests += window.requests.canary;
+            windows.canary.errors += window.errors.canary;
+            let now = *sim.cumulative().0;
+            assert!(now.canary.requests >= previous.canary.requests && now.stable.requests >= previous.stable.requests);
+            assert!(now.canary.errors <= now.canary.requests && now.stable.errors <= now.stable.requests);
+            previous = now;
         }
         let (counts, histograms) = sim.cumulative();
-        assert!(counts.canary.requests > 0.0 && counts.stable.requests > counts.canary.requests);
-        assert_eq!(histograms.stable.count, counts.stable.requests);
-        assert!(histograms.stable.is_valid() && histograms.canary.is_valid());
+        // The cumulative counters are the sum of the windows that were drawn.
+        assert_eq!(counts.canary.requests, windows.canary.requests);
+        assert_eq!(counts.canary.errors, windows.canary.errors);
+        assert_eq!(counts.stable.requests, windows.stable.requests);
+        // The canary gets its share of the traffic, 10 %.
+        let share = counts.canary.requests / (counts.canary.requests + counts.stable.requests);
+        assert!((share - 0.1).abs() < 0.01, "canary share {share}");
+        // Every bucket is cumulative and no bucket holds more than all requests.
+        for histogram in [&histograms.stable, &histograms.canary] {
+            assert!(histogram.is_valid());
+            let counts: Vec<f64> = histogram.buckets.iter().map(|b| b.count).collect();
+            assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+            assert!(counts.last().is_none_or(|last| *last <= histogram.count));
+        }
     }
 }

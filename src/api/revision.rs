@@ -54,20 +54,7 @@ pub fn revision_of_value(template: &Value) -> String {
 /// switch on, so the order is fixed here rather than trusted.
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_object(map.iter().collect(), out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -80,6 +67,21 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         scalar => out.push_str(&scalar.to_string()),
     }
+}
+
+/// An object's entries in key order, whatever order they come in.
+fn write_object(mut entries: Vec<(&String, &Value)>, out: &mut String) {
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        write_canonical(value, out);
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
@@ -111,6 +113,13 @@ mod tests {
         let a = json!({"a": 1, "b": {"c": 2, "d": [1, 2]}});
         let b = json!({"b": {"d": [1, 2], "c": 2}, "a": 1});
         assert_eq!(revision_of_value(&a), revision_of_value(&b));
+        // serde_json may keep insertion order (a cargo feature any crate can
+        // switch on): entries arriving in any order are written sorted.
+        let (one, two) = ("one".to_string(), "two".to_string());
+        let (x, y) = (json!(1), json!([2]));
+        let mut out = String::new();
+        write_object(vec![(&two, &y), (&one, &x)], &mut out);
+        assert_eq!(out, r#"{"one":1,"two":[2]}"#);
     }
 
     #[test]
