@@ -151,6 +151,16 @@ fn old_revision_stays_up_while_the_new_stable_is_unavailable() {
     observed.revisions.push(ready(STABLE, REPLICAS));
     let plan = run(&spec, &status, &observed, 100);
     assert!(!plan.actions.contains(&scale(STABLE, 0)));
+    assert_eq!(
+        plan.status.scale_downs.len(),
+        1,
+        "the scale-down stays scheduled for when the new stable is available"
+    );
+    // Once the new stable is available again, the old revision goes.
+    let mut recovered = steady_world(CANARY);
+    recovered.revisions.push(ready(STABLE, REPLICAS));
+    let later = run(&spec, &plan.status, &recovered, 101);
+    assert_eq!(later.actions, [scale(STABLE, 0)]);
 }
 
 #[test]
