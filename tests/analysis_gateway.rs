@@ -204,7 +204,7 @@ async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_pro
     );
     let (_, reason, _) = condition_of(&status, "Paused").expect("Paused condition");
     assert_eq!(reason, "Inconclusive");
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    poke(&s.ns, "demo").await;
     let later = rollout_status(&s.ns, "demo").await.expect("status");
     assert_eq!(later.phase, Some(RolloutPhase::Paused), "still paused, never promoted");
     assert_ne!(later.stable_revision, later.canary_revision);

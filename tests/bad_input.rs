@@ -6,7 +6,6 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
@@ -214,7 +213,7 @@ async fn rollout_naming_a_missing_route_waits_with_a_condition_and_moves_no_traf
     })
     .await;
     assert_eq!(progressing(&status).1, "RouteNotFound");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    poke(&ns, "demo").await;
     let status = rollout_status(&ns, "demo").await.expect("status");
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(status.current_step_index, Some(0), "no step advanced");

@@ -664,3 +664,19 @@ impl ControllerProcess {
         assert!(sent.success(), "kill -{signal} {pid}");
     }
 }
+
+/// Changes an annotation of Rollout `name`, which wakes the controller for it
+/// at once: a check that "nothing moved" after this has seen a reconcile,
+/// rather than only the time between two.
+pub async fn poke(ns: &TestNamespace, name: &str) {
+    let now = jiff::Timestamp::now().to_string();
+    ns.api::<siskin::api::Rollout>()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"siskin.io/test-poke": now}}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("annotate Rollout {name}: {e}"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
