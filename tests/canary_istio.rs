@@ -294,3 +294,40 @@ async fn mirroring_stage_carries_the_mirror_on_the_named_route_and_drops_it_afte
     );
     delete_rollouts(&ns).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the sandbox: make test"]
+async fn deleting_a_rollout_during_its_mirror_stage_takes_the_mirror_off_the_route() {
+    let ns = TestNamespace::new("mirror-delete").await;
+    virtual_service(&ns).await;
+    let before = http_routes(&ns).await;
+    let _controller = ControllerProcess::start(&ns, "a");
+    let routing = json!({"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}});
+    let mut rollout = canary_rollout("demo", "demo", "v1", routing, json!([{"weight": 20}, {"pause": {}}]));
+    rollout.spec.strategy.canary.as_mut().expect("canary").mirror =
+        serde_json::from_value(json!({"percent": 50, "hold": {"min": "1h"}})).expect("mirror");
+    create(&ns.api(), &rollout).await;
+    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    release_version(&ns, "demo", "v2").await;
+    wait_rollout(&ns, "demo", "the mirror stage holding", |s| {
+        s.current_step_index == Some(0) && s.step_started_at.is_some()
+    })
+    .await;
+    assert!(http_route(&ns, "primary").await.get("mirror").is_some(), "mirroring");
+
+    delete_rollouts(&ns).await;
+    let primary = http_route(&ns, "primary").await;
+    assert!(
+        primary.get("mirror").is_none(),
+        "no mirror left after the deletion: {primary}"
+    );
+    assert!(primary.get("mirrorPercentage").is_none(), "{primary}");
+    assert_eq!(
+        http_routes(&ns).await,
+        before,
+        "the VirtualService is as the user wrote it"
+    );
+}

@@ -267,13 +267,20 @@ fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStat
 async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
     let router = router_for(ctx.client.clone(), ns, &rollout.spec);
     if let Some(router) = router.as_deref()
-        && let Ok(RouteState::Present { split, matches, .. }) = router.observe().await
+        && let Ok(RouteState::Present {
+            split, matches, mirror, ..
+        }) = router.observe().await
     {
         if split != Some(TrafficSplit::ALL_STABLE) {
             router.set_weights(TrafficSplit::ALL_STABLE).await?;
         }
         if matches.is_some() {
             router.set_matches(None).await?;
+        }
+        // A mirror left behind would copy users' requests to a canary that
+        // is about to disappear.
+        if mirror.is_some() {
+            router.set_mirror(None).await?;
         }
     }
     if let Some(stable) = rollout.status.as_ref().and_then(|s| s.stable_revision.as_deref()) {
