@@ -231,25 +231,7 @@ async fn ab_test_on_a_virtual_service_adds_one_named_route_first_and_removes_it_
 #[ignore = "needs the sandbox: make test"]
 async fn mirroring_stage_carries_the_mirror_on_the_named_route_and_drops_it_after() {
     let ns = TestNamespace::new("mirror-istio").await;
-    virtual_service(&ns).await;
-    let before = http_routes(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
-    let routing = json!({"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}});
-    let mut rollout = canary_rollout("demo", "demo", "v1", routing, json!([{"weight": 20}, {"pause": {}}]));
-    rollout.spec.strategy.canary.as_mut().expect("canary").mirror =
-        serde_json::from_value(json!({"percent": 50, "hold": {"min": "1h"}})).expect("mirror");
-    create(&ns.api(), &rollout).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
-    assert_eq!(http_routes(&ns).await, before, "no mirror before a release");
-
-    release_version(&ns, "demo", "v2").await;
-    wait_rollout(&ns, "demo", "the mirror stage holding", |s| {
-        s.current_step_index == Some(0) && s.step_started_at.is_some()
-    })
-    .await;
+    let (before, _controller) = in_mirror_stage(&ns).await;
     let primary = http_route(&ns, "primary").await;
     println!("mirror stage: primary route {primary}");
     assert_eq!(
@@ -299,23 +281,7 @@ async fn mirroring_stage_carries_the_mirror_on_the_named_route_and_drops_it_afte
 #[ignore = "needs the sandbox: make test"]
 async fn deleting_a_rollout_during_its_mirror_stage_takes_the_mirror_off_the_route() {
     let ns = TestNamespace::new("mirror-delete").await;
-    virtual_service(&ns).await;
-    let before = http_routes(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
-    let routing = json!({"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}});
-    let mut rollout = canary_rollout("demo", "demo", "v1", routing, json!([{"weight": 20}, {"pause": {}}]));
-    rollout.spec.strategy.canary.as_mut().expect("canary").mirror =
-        serde_json::from_value(json!({"percent": 50, "hold": {"min": "1h"}})).expect("mirror");
-    create(&ns.api(), &rollout).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
-    release_version(&ns, "demo", "v2").await;
-    wait_rollout(&ns, "demo", "the mirror stage holding", |s| {
-        s.current_step_index == Some(0) && s.step_started_at.is_some()
-    })
-    .await;
+    let (before, _controller) = in_mirror_stage(&ns).await;
     assert!(http_route(&ns, "primary").await.get("mirror").is_some(), "mirroring");
 
     delete_rollouts(&ns).await;
@@ -330,4 +296,28 @@ async fn deleting_a_rollout_during_its_mirror_stage_takes_the_mirror_off_the_rou
         before,
         "the VirtualService is as the user wrote it"
     );
+}
+
+/// A canary on the VirtualService `demo` whose v2 holds in a 50 % mirror
+/// stage (for an hour), with the routes as they were before the release.
+async fn in_mirror_stage(ns: &TestNamespace) -> (Value, ControllerProcess) {
+    virtual_service(ns).await;
+    let before = http_routes(ns).await;
+    let controller = ControllerProcess::start(ns, "a");
+    let routing = json!({"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}});
+    let mut rollout = canary_rollout("demo", "demo", "v1", routing, json!([{"weight": 20}, {"pause": {}}]));
+    rollout.spec.strategy.canary.as_mut().expect("canary").mirror =
+        serde_json::from_value(json!({"percent": 50, "hold": {"min": "1h"}})).expect("mirror");
+    create(&ns.api(), &rollout).await;
+    wait_rollout(ns, "demo", "v1 to become stable", |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
+    })
+    .await;
+    assert_eq!(http_routes(ns).await, before, "no mirror before a release");
+    release_version(ns, "demo", "v2").await;
+    wait_rollout(ns, "demo", "the mirror stage holding", |s| {
+        s.current_step_index == Some(0) && s.step_started_at.is_some()
+    })
+    .await;
+    (before, controller)
 }

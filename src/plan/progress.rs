@@ -115,9 +115,7 @@ pub(super) fn fit_index_to_steps(ctx: &mut Ctx, steps: &StepPlan, desired: &str)
         .current_step_index
         .is_some_and(|i| usize::try_from(i).map_or(true, |i| i > steps.steps.len()));
     if beyond {
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = None;
-        ctx.status.pause = None;
+        restart_steps(ctx);
         ctx.event(
             EventKind::Warning,
             "StepIndexReset",
@@ -126,14 +124,19 @@ pub(super) fn fit_index_to_steps(ctx: &mut Ctx, steps: &StepPlan, desired: &str)
     }
 }
 
+/// Back to the first step, unpaused, its hold not yet started.
+fn restart_steps(ctx: &mut Ctx) {
+    ctx.status.current_step_index = Some(0);
+    ctx.status.step_started_at = None;
+    ctx.status.pause = None;
+}
+
 /// Edited steps make the stored index meaningless: start them again from
 /// the first, at whatever traffic the route has now.
 fn restart_if_steps_changed(ctx: &mut Ctx, steps: &StepPlan) {
     let changed = ctx.status.steps_hash.as_ref().is_some_and(|h| *h != steps.hash);
     if changed {
-        ctx.status.current_step_index = Some(0);
-        ctx.status.step_started_at = None;
-        ctx.status.pause = None;
+        restart_steps(ctx);
         ctx.event(
             EventKind::Normal,
             "StepsChanged",

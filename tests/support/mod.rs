@@ -223,15 +223,22 @@ pub struct ControllerProcess {
 
 impl ControllerProcess {
     pub fn start(ns: &TestNamespace, identity: &str) -> Self {
-        let log_dir = std::env::var("SISKIN_SANDBOX")
-            .map(|d| format!("{d}/logs"))
-            .unwrap_or_else(|_| "/tmp".into());
-        let log = std::fs::File::create(format!("{log_dir}/controller-{}-{identity}.log", ns.name)).expect("log file");
+        let log = std::fs::File::create(controller_log(ns, identity)).expect("log file");
+        let scope = ["--namespace", &ns.name, "--lease-namespace", &ns.name];
+        Self::launch(log, identity, &scope, &[])
+    }
+
+    /// Runs `siskin controller` as `identity` with `scope` (where it looks and
+    /// where its Lease is) and `env`, logging to `log`. Tenant calls may reach
+    /// loopback, where the sandbox's Prometheus and test servers listen.
+    fn launch(log: std::fs::File, identity: &str, scope: &[&str], env: &[(&str, &str)]) -> Self {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-            .args(["controller", "--namespace", &ns.name, "--lease-namespace", &ns.name])
+            .arg("controller")
+            .args(scope)
             .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
             .args(LOOPBACK_DESTINATIONS)
             .env("RUST_LOG", "info,siskin=debug,kube=warn")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .kill_on_drop(true)
@@ -447,22 +454,10 @@ impl ControllerProcess {
     /// Like [`ControllerProcess::start`], but talking to the API server
     /// through the kubeconfig at `kubeconfig` (e.g. a test's interposer).
     pub fn start_with_kubeconfig(ns: &TestNamespace, identity: &str, kubeconfig: &std::path::Path) -> Self {
-        let log_dir = std::env::var("SISKIN_SANDBOX")
-            .map(|d| format!("{d}/logs"))
-            .unwrap_or_else(|_| "/tmp".into());
-        let log = std::fs::File::create(format!("{log_dir}/controller-{}-{identity}.log", ns.name)).expect("log file");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-            .args(["controller", "--namespace", &ns.name, "--lease-namespace", &ns.name])
-            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
-            .args(LOOPBACK_DESTINATIONS)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,siskin=debug,kube=warn")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the controller");
-        ControllerProcess { child }
+        let log = std::fs::File::create(controller_log(ns, identity)).expect("log file");
+        let scope = ["--namespace", &ns.name, "--lease-namespace", &ns.name];
+        let kubeconfig = kubeconfig.to_string_lossy();
+        Self::launch(log, identity, &scope, &[("KUBECONFIG", &kubeconfig)])
     }
 }
 
@@ -484,24 +479,8 @@ impl ControllerProcess {
             .append(true)
             .open(controller_log(ns, identity))
             .expect("log file");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-            .args([
-                "controller",
-                "--namespace",
-                &ns.name,
-                "--lease-namespace",
-                lease_namespace,
-            ])
-            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
-            .args(LOOPBACK_DESTINATIONS)
-            .env("RUST_LOG", "info,siskin=debug,kube=warn")
-            .envs(env.iter().copied())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the controller");
-        ControllerProcess { child }
+        let scope = ["--namespace", &ns.name, "--lease-namespace", lease_namespace];
+        Self::launch(log, identity, &scope, env)
     }
 
     /// Whether the process is still running (it exits on its own only on an
@@ -622,23 +601,8 @@ impl ControllerProcess {
     /// other tests and it never act on each other's Rollouts.
     pub fn cluster_wide(lease_ns: &TestNamespace, identity: &str, instance_id: &str) -> Self {
         let log = std::fs::File::create(controller_log(lease_ns, identity)).expect("log file");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-            .args([
-                "controller",
-                "--lease-namespace",
-                &lease_ns.name,
-                "--instance-id",
-                instance_id,
-            ])
-            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
-            .args(LOOPBACK_DESTINATIONS)
-            .env("RUST_LOG", "info,siskin=debug,kube=warn")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the controller");
-        ControllerProcess { child }
+        let scope = ["--lease-namespace", &lease_ns.name, "--instance-id", instance_id];
+        Self::launch(log, identity, &scope, &[])
     }
 
     /// The process's peak resident memory (VmHWM), in KiB.
