@@ -13,7 +13,6 @@ use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -216,7 +215,7 @@ fn assert_each_step_once(history: &[RolloutStatus], revision: &str) {
 /// a repeat into the same Event).
 async fn event_counts(ns: &TestNamespace, since: Timestamp, until: Timestamp) -> BTreeMap<(String, String), i32> {
     let mut counts = BTreeMap::new();
-    for event in rollout_event_objects(ns).await {
+    for event in rollout_event_objects(ns, NAME).await {
         let at = event.event_time.as_ref().map(|t| t.0);
         if !at.is_some_and(|at| since <= at && at <= until) {
             continue;
@@ -226,19 +225,6 @@ async fn event_counts(ns: &TestNamespace, since: Timestamp, until: Timestamp) ->
         *counts.entry(key).or_insert(0) += times;
     }
     counts
-}
-
-async fn rollout_event_objects(ns: &TestNamespace) -> Vec<Event> {
-    let events: Api<Event> = ns.api();
-    let list = events.list(&ListParams::default()).await.expect("list events");
-    list.items
-        .into_iter()
-        .filter(|e| {
-            e.regarding
-                .as_ref()
-                .is_some_and(|r| r.kind.as_deref() == Some("Rollout") && r.name.as_deref() == Some(NAME))
-        })
-        .collect()
 }
 
 /// Events are published after the status write, so a kill in between can
@@ -657,7 +643,7 @@ async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
     // Events name the replica that published them: a's all before the kill,
     // b's all after, and b did finish the rollout.
     let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for event in rollout_event_objects(&ns).await {
+    for event in rollout_event_objects(&ns, NAME).await {
         let at = event.event_time.as_ref().map(|t| t.0).expect("eventTime");
         let instance = event.reporting_instance.clone().unwrap_or_default();
         let reason = event.reason.clone().unwrap_or_default();

@@ -17,10 +17,9 @@ use futures::StreamExt;
 use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::Client;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
 use serde_json::{Value, json};
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus, revision_hash};
 use support::*;
@@ -258,15 +257,9 @@ fn steps_entered(statuses: &[RolloutStatus], revision: &str) -> Vec<i32> {
 
 /// The Events about the Rollout: (instance, time, reason, note, times).
 async fn rollout_events(ns: &TestNamespace) -> Vec<(String, Timestamp, String, String, i32)> {
-    let events: Api<Event> = ns.api();
-    let list = events.list(&ListParams::default()).await.expect("list events");
-    list.items
+    rollout_event_objects(ns, NAME)
+        .await
         .into_iter()
-        .filter(|e| {
-            e.regarding
-                .as_ref()
-                .is_some_and(|r| r.kind.as_deref() == Some("Rollout") && r.name.as_deref() == Some(NAME))
-        })
         .map(|e| {
             let last = e.series.as_ref().map(|s| s.last_observed_time.0);
             (

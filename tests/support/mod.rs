@@ -389,8 +389,8 @@ pub fn condition_of(status: &siskin::api::RolloutStatus, type_: &str) -> Option<
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// The Events published about Rollout `name`, as `(type, reason, note)`.
-pub async fn rollout_events(ns: &TestNamespace, name: &str) -> Vec<(String, String, String)> {
+/// The Event objects about Rollout `name`.
+pub async fn rollout_event_objects(ns: &TestNamespace, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
     let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
     let list = events.list(&ListParams::default()).await.expect("list events");
     list.items
@@ -400,6 +400,14 @@ pub async fn rollout_events(ns: &TestNamespace, name: &str) -> Vec<(String, Stri
                 .as_ref()
                 .is_some_and(|r| r.kind.as_deref() == Some("Rollout") && r.name.as_deref() == Some(name))
         })
+        .collect()
+}
+
+/// The Events published about Rollout `name`, as `(type, reason, note)`.
+pub async fn rollout_events(ns: &TestNamespace, name: &str) -> Vec<(String, String, String)> {
+    rollout_event_objects(ns, name)
+        .await
+        .into_iter()
         .map(|e| {
             (
                 e.type_.unwrap_or_default(),
