@@ -31,10 +31,17 @@ pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) 
                 && services(ctx, steps, pair, active)
         }
         Shape::Canary | Shape::BlueGreen => {
-            canary_pods(ctx, steps, pair, weight)
-                && stable_pods(ctx, steps, pair, weight)
-                && services(ctx, steps, pair, active)
-                && gates(ctx, steps, pair, index)
+            let canary = canary_pods(ctx, steps, pair, weight);
+            // Stable's size waits for the canary's pods only where it sets
+            // the split and shrinks: with a router, or when it grows (an
+            // autoscaler scaling up mid-canary), it never takes capacity
+            // from users, so both revisions resize at once.
+            let stable_grows = ctx
+                .observed
+                .revision(pair.stable)
+                .is_some_and(|s| s.replicas < steps.stable_replicas(weight));
+            let stable = (canary || steps.routed || stable_grows) && stable_pods(ctx, steps, pair, weight);
+            canary && stable && services(ctx, steps, pair, active) && gates(ctx, steps, pair, index)
         }
     };
     ready

@@ -463,6 +463,8 @@ fn any_observed() -> impl Strategy<Value = Observed> {
                         ManualRequest::new(action, at(at_seconds), revision.as_deref())
                     }),
                     workload_ref_replicas: workload,
+                    pod_selector: None,
+                    queue: None,
                     hooks: hooks
                         .into_iter()
                         .map(|(name, outcome)| HookResult {
