@@ -50,6 +50,19 @@ pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) 
         && route_matches(ctx, steps, steps.matches_at(index))
 }
 
+/// Keeps both revisions at step `index`'s sizes while the step is held by
+/// a human or a failed gate (a manual, inconclusive or webhook pause), so
+/// that an autoscaler's `spec.replicas` still reaches the pods. Traffic
+/// does not move.
+pub(super) fn follow_scale(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) {
+    if matches!(steps.shape, Shape::Canary | Shape::BlueGreen) {
+        let weight = steps.weight_at(index);
+        if canary_pods(ctx, steps, pair, weight) || steps.routed {
+            stable_pods(ctx, steps, pair, weight);
+        }
+    }
+}
+
 /// The webhooks that must pass before step `index` moves traffic: the
 /// pre-rollout ones before the first, the rollout ones before each, and
 /// the confirm-promotion ones before a blue/green switch.

@@ -83,3 +83,21 @@ fn the_scale_subresource_reads_every_revisions_pods_and_selector() {
     assert_eq!(plan.status.replicas, Some(11), "10 stable and 1 canary pod");
     assert_eq!(plan.status.selector.as_deref(), Some("siskin.io/rollout=shop"));
 }
+
+#[test]
+fn a_manual_pause_follows_the_scale_without_moving_traffic() {
+    let before = spec(standard_steps());
+    let mut status = in_flight(&before, 1, Some(0));
+    status.phase = Some(RolloutPhase::Paused);
+    status.pause = Some(crate::api::PauseStatus {
+        reason: crate::api::PauseReason::Manual,
+        since: time(0),
+    });
+    let after = scaled(before.clone(), 20);
+    let plan = run(&after, &status, &world(&before, 50), 30);
+    assert_eq!(plan.actions, [deploy(CANARY, 10), scale(STABLE, 20)]);
+    assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(plan.status.pause, status.pause, "still paused by request");
+    let settled = run(&after, &plan.status, &world(&after, 50), 60);
+    assert!(settled.actions.is_empty(), "{:?}", settled.actions);
+}
