@@ -16,7 +16,7 @@ use crate::analysis::query::{self, RenderError, Variables};
     version = "v1alpha1",
     kind = "AnalysisTemplate",
     namespaced,
-    shortname = "at"
+    shortname = "sat"
 )]
 #[kube(derive = "PartialEq")]
 #[serde(rename_all = "camelCase")]
@@ -44,7 +44,7 @@ pub struct AnalysisTemplateSpec {
     group = "siskin.io",
     version = "v1alpha1",
     kind = "ClusterAnalysisTemplate",
-    shortname = "cat"
+    shortname = "scat"
 )]
 #[kube(derive = "PartialEq")]
 pub struct ClusterAnalysisTemplateSpec {

@@ -1,5 +1,8 @@
 //! Standard Kubernetes conditions on `Rollout.status.conditions`, so that
-//! `kubectl wait --for=condition=Healthy rollout/x` works.
+//! `kubectl wait --for=condition=Healthy rollout/x` works, and kstatus
+//! (Flux's health checks) reads a Rollout right: with `observedGeneration`
+//! equal to the generation, `Reconciling=True` is in progress,
+//! `Stalled=True` is failed, and neither is current.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -16,9 +19,25 @@ pub mod types {
     pub const ABORTED: &str = "Aborted";
     /// True when the spec cannot be acted on.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// True while the Rollout has not reached the state its spec asks for
+    /// and nothing stops it getting there (a canary in flight, paused or
+    /// queued, pods or a route being put right). kstatus, which Flux and
+    /// `kubectl wait`-style tools use, reads it as "in progress".
+    pub const RECONCILING: &str = "Reconciling";
+    /// True when the Rollout cannot get there without a human: aborted, or
+    /// a spec that cannot be acted on. kstatus reads it as "failed".
+    pub const STALLED: &str = "Stalled";
 
     /// Every type, in the order they are written.
-    pub const ALL: [&str; 5] = [PROGRESSING, HEALTHY, PAUSED, ABORTED, INVALID_SPEC];
+    pub const ALL: [&str; 7] = [
+        PROGRESSING,
+        HEALTHY,
+        PAUSED,
+        ABORTED,
+        INVALID_SPEC,
+        RECONCILING,
+        STALLED,
+    ];
 }
 
 pub const TRUE: &str = "True";

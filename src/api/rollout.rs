@@ -40,9 +40,18 @@ pub const MAX_WEBHOOKS: usize = 16;
     version = "v1alpha1",
     kind = "Rollout",
     namespaced,
-    shortname = "ro",
+    // Argo Rollouts' kinds take `ro`, `at` and `cat`: clusters may run both.
+    shortname = "sro",
     category = "siskin",
     status = "RolloutStatus",
+    // A HorizontalPodAutoscaler scales a Rollout as it scales a Deployment.
+    // The selector selects every revision's pods, so the autoscaler averages
+    // its metrics over stable and canary alike.
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     derive = "PartialEq",
     printcolumn(name = "Strategy", type_ = "string", json_path = ".status.strategy"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),

@@ -21,6 +21,18 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<RolloutPhase>,
 
+    /// The pods of every revision, as the revisions' Deployments ask for
+    /// them: what the `scale` subresource reports to an autoscaler, like a
+    /// Deployment's `status.replicas` (which counts surge pods too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// The label selector of every revision's pods, in the string form the
+    /// `scale` subresource reports (`siskin.io/rollout=<name>`): an
+    /// autoscaler averages its metrics over stable and canary alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+
     /// One human sentence on what the rollout is doing or waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -77,6 +89,11 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scale_downs: Vec<ScheduledScaleDown>,
 
+    /// Since when the new revision has waited for a rollout slot; the
+    /// longest waiting starts first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_since: Option<Time>,
+
     /// The value of the `siskin.io/request` annotation last acted upon: a
     /// request is handled exactly once, even across controller restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +124,9 @@ pub struct RolloutStatus {
 pub enum RolloutPhase {
     /// The first revision is starting; nothing to compare it with yet.
     Pending,
+    /// A new revision waits for one of the cluster's rollout slots
+    /// (`--max-rollouts-in-progress`); stable serves everything meanwhile.
+    Queued,
     /// A canary is going through its steps.
     Progressing,
     /// Waiting for a human (pause step, manual pause, inconclusive analysis).
@@ -125,6 +145,7 @@ impl RolloutPhase {
     pub fn as_str(self) -> &'static str {
         match self {
             RolloutPhase::Pending => "Pending",
+            RolloutPhase::Queued => "Queued",
             RolloutPhase::Progressing => "Progressing",
             RolloutPhase::Paused => "Paused",
             RolloutPhase::Promoting => "Promoting",
@@ -211,4 +232,17 @@ pub struct HandledRequest {
     pub request: String,
     pub handled_at: Time,
     pub outcome: String,
+}
+
+impl RolloutStatus {
+    /// Whether this Rollout holds one of the cluster's rollout slots: a
+    /// canary in flight, paused or promoting, not aborted.
+    pub fn holds_rollout_slot(&self) -> bool {
+        self.canary_revision.is_some()
+            && self.abort.is_none()
+            && matches!(
+                self.phase,
+                Some(RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::Promoting)
+            )
+    }
 }

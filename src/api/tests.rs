@@ -111,7 +111,7 @@ fn kubectl_get_shows_the_rollout_at_a_glance() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(columns, ["Strategy", "Phase", "Step", "Weight", "Verdict", "Age"]);
-    assert_eq!(crd.spec.names.short_names, Some(vec!["ro".to_string()]));
+    assert_eq!(crd.spec.names.short_names, Some(vec!["sro".to_string()]));
     assert_eq!(crd.spec.scope, "Namespaced");
     assert!(version.subresources.as_ref().is_some_and(|s| s.status.is_some()));
 }

@@ -98,6 +98,12 @@ enum Command {
         /// Rollouts of one namespace.
         #[arg(long, default_value_t = 4)]
         outbound_per_namespace: usize,
+        /// Rollouts in progress at once across those this controller
+        /// serves; a new canary beyond it waits, queued (Progressing reason
+        /// Queued), and the longest waiting starts when one finishes. 0,
+        /// the default, sets no cap.
+        #[arg(long, default_value_t = 0, env = "SISKIN_MAX_ROLLOUTS_IN_PROGRESS")]
+        max_rollouts_in_progress: usize,
     },
     /// Print the CRDs as YAML.
     Crd,
@@ -147,6 +153,7 @@ impl Cli {
                 reflect_response_bodies,
                 outbound_concurrency,
                 outbound_per_namespace,
+                max_rollouts_in_progress,
             } => {
                 let cluster_url = kube::Config::infer().await.map(|c| c.cluster_url.to_string());
                 let policy = DestinationPolicy::new(allow_destinations, deny_destinations, destinations_allow_only)
@@ -164,6 +171,7 @@ impl Cli {
                     namespace,
                     instance_id,
                     egress,
+                    max_rollouts_in_progress,
                 };
                 let metrics = Arc::new(Metrics::default());
                 let lease_name = controller::leader::lease_name(settings.instance_id.as_deref());

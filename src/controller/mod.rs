@@ -11,6 +11,7 @@ mod hooks;
 pub mod leader;
 pub mod metrics;
 mod observe;
+mod queue;
 mod reconcile;
 mod routes;
 pub mod server;
@@ -55,6 +56,8 @@ pub struct Context {
     /// The client for every call a Rollout or template chooses the
     /// destination of (webhooks, metric queries).
     pub egress: Arc<Egress>,
+    /// The cap on rollouts in progress across the Rollouts served.
+    pub queue: queue::RolloutQueue,
 }
 
 /// Settings of the controller loop.
@@ -71,6 +74,9 @@ pub struct Settings {
     pub instance_id: Option<String>,
     /// Where webhooks and metric queries may go, and how many at once.
     pub egress: EgressSettings,
+    /// Rollouts in progress at once across those served; a new canary
+    /// beyond it waits, queued. 0 sets no cap.
+    pub max_rollouts_in_progress: usize,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -150,6 +156,7 @@ async fn serve(
         health,
         superseded: Default::default(),
         egress: Arc::new(Egress::new(&settings.egress, ctx_counters)),
+        queue: queue::RolloutQueue::new(settings.max_rollouts_in_progress, store.clone()),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
@@ -198,6 +205,7 @@ mod tests {
             namespace: None,
             instance_id: None,
             egress: EgressSettings::default(),
+            max_rollouts_in_progress: 0,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let stop = async move {

@@ -164,12 +164,15 @@ pub async fn observe(
         generation: rollout.metadata.generation,
         desired_revision: desired.template.as_ref().map(revision_hash),
         revisions: owned.iter().map(|(rev, d)| revision_state(rev, d)).collect(),
+        // act.rs labels every revision's pods with the Rollout's name.
+        pod_selector: Some(format!("{ROLLOUT_LABEL}={}", rollout.name_any())),
         services: selectors,
         route,
         verdict: None,
         request: ManualRequest::from_rollout(rollout),
         workload_ref_replicas: desired.workload_ref_replicas,
         hooks: Vec::new(),
+        queue: None,
         not_adopted: refused,
     };
     Ok(World {

@@ -117,7 +117,9 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     world.observed.hooks = answers.results;
     let analysis = analysis::evaluate(&ctx.client, &ctx.egress, ns, rollout, now).await;
     world.observed.verdict = analysis.as_ref().and_then(|a| a.verdict);
+    world.observed.queue = ctx.queue.place(rollout, &world.observed);
     let mut plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
+    ctx.queue.settle(rollout, &plan.status);
     record_analysis(&mut plan.status, analysis);
     let target = Target {
         client: &ctx.client,

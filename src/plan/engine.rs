@@ -139,12 +139,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn conditions(&self, note: Note) -> [ConditionState; 5] {
+    fn conditions(&self, note: Note) -> [ConditionState; 7] {
         let phase = self.status.phase;
         let healthy = phase == Some(RolloutPhase::Healthy) && self.healthy;
         let paused = self.status.pause.as_ref();
         let aborted = self.status.abort.as_ref();
         let invalid = phase == Some(RolloutPhase::InvalidSpec);
+        let stalled = match (aborted, invalid) {
+            (_, true) => ConditionState::new(types::STALLED, true, note.reason, &note.message),
+            (Some(a), false) => ConditionState::new(types::STALLED, true, "Aborted", &a.message),
+            (None, false) => ConditionState::new(types::STALLED, false, "NotStalled", ""),
+        };
+        let reconciling = !healthy && !stalled.status;
         [
             ConditionState::new(types::PROGRESSING, note.progressing, note.reason, &note.message),
             ConditionState::new(
@@ -167,6 +173,12 @@ impl<'a> Ctx<'a> {
                 if invalid { note.reason } else { "Valid" },
                 if invalid { note.message.as_str() } else { "" },
             ),
+            if reconciling {
+                ConditionState::new(types::RECONCILING, true, note.reason, &note.message)
+            } else {
+                ConditionState::new(types::RECONCILING, false, "Reconciled", "")
+            },
+            stalled,
         ]
     }
 }
@@ -180,6 +192,14 @@ impl<'a> Ctx<'a> {
 pub fn plan(spec: &RolloutSpec, status: Option<&RolloutStatus>, observed: &Observed, now: Timestamp) -> Plan {
     let mut ctx = Ctx::new(spec, status, observed, now);
     ctx.status.observed_generation = observed.generation;
+    // What an autoscaler reads through the scale subresource: the pods as
+    // found, before this plan's actions resize them.
+    let pods = observed
+        .revisions
+        .iter()
+        .fold(0i32, |sum, r| sum.saturating_add(r.replicas.max(0)));
+    ctx.status.replicas = Some(pods);
+    ctx.status.selector = observed.pod_selector.clone();
     match expand(spec) {
         Err(errors) => {
             let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -8,6 +8,7 @@ use super::engine::{Ctx, POLL};
 use super::hooks;
 use super::observed::{RouteState, TrafficSplit};
 use super::progress::{self, Pair};
+use super::queue::QueuePlace;
 use super::rolling;
 use super::steps::{Shape, StepPlan};
 use super::traffic::route_name;
@@ -144,6 +145,7 @@ fn clear_rollout(ctx: &mut Ctx) {
     status.step_started_at = None;
     status.pause = None;
     status.abort = None;
+    status.queued_since = None;
     status.canary_weight = Some(0);
 }
 
@@ -159,8 +161,13 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         ctx.note(true, "RestartingFromStable", message);
         return;
     }
+    if let Some(place) = ctx.observed.queue.clone() {
+        wait_in_queue(ctx, steps, pair, &place);
+        return;
+    }
     let previous = ctx.status.canary_revision.replace(pair.canary.to_string());
     let status = &mut ctx.status;
+    status.queued_since = None;
     status.current_step_index = Some(0);
     status.steps_hash = Some(steps.hash.clone());
     status.step_started_at = None;
@@ -206,6 +213,25 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
     }
     ctx.note(true, "RestartingFromStable", message);
+    ctx.requeue(POLL);
+}
+
+/// Every rollout slot of the cluster is taken: the new revision waits
+/// before its first step while stable keeps serving everything, and starts
+/// on a later reconcile once a slot is its own.
+fn wait_in_queue(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, place: &QueuePlace) {
+    let since = ctx.status.queued_since.take();
+    steady(ctx, steps, pair.stable);
+    ctx.phase(RolloutPhase::Queued);
+    let message = format!(
+        "revision {} waits for a rollout slot: {} of at most {} rollouts are in progress; place {} in the queue",
+        pair.canary, place.in_progress, place.cap, place.position
+    );
+    if since.is_none() {
+        ctx.event(EventKind::Normal, "Queued", message.clone());
+    }
+    ctx.status.queued_since = Some(since.unwrap_or_else(|| ctx.now_time()));
+    ctx.note(true, "Queued", message);
     ctx.requeue(POLL);
 }
 

@@ -15,6 +15,7 @@ mod hooks;
 mod lifecycle;
 mod observed;
 mod progress;
+mod queue;
 mod requests;
 mod rolling;
 mod steps;
@@ -25,6 +26,7 @@ pub use engine::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL, plan};
 pub use hooks::{HOOK_RETRY, HookCall, HookOutcome, HookResult, due_hooks, hook_timeout};
 pub use observed::{Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
 pub use progress::measured_canary;
+pub use queue::{Contender, QueuePlace, queue_place};
 pub use steps::{
     BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, FIRST_DATA_GRACE, Shape, SpecError, Step, StepPlan, expand,
 };

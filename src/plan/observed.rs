@@ -99,6 +99,9 @@ pub struct Observed {
     pub desired_revision: Option<String>,
     /// Every Siskin-owned Deployment of this Rollout.
     pub revisions: Vec<RevisionState>,
+    /// The label selector every revision's pods match, for the `scale`
+    /// subresource (see [`crate::api::RolloutStatus::selector`]).
+    pub pod_selector: Option<String>,
     pub services: ServiceSelectors,
     /// The route, when a traffic router is configured; `None` otherwise.
     pub route: Option<RouteState>,
@@ -112,6 +115,9 @@ pub struct Observed {
     /// The answers of the webhook calls made for this reconcile (see
     /// [`super::due_hooks`]).
     pub hooks: Vec<super::HookResult>,
+    /// Where a new canary waits for a rollout slot; `None` when it may
+    /// start (see [`super::queue_place`]).
+    pub queue: Option<super::QueuePlace>,
     /// Objects the spec would have Siskin take over although Siskin did not
     /// create them and nobody opted them in (see
     /// [`crate::api::ADOPT_ANNOTATION`]), each as a sentence naming it.

@@ -49,6 +49,7 @@ pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
             PauseReason::Webhook => "paused: a webhook failed; `siskin resume` calls it again".to_string(),
             _ => "paused: the analysis is inconclusive; `siskin resume`, `promote` or `abort`".to_string(),
         };
+        traffic::follow_scale(ctx, steps, pair, current_index(ctx));
         ctx.phase(RolloutPhase::Paused);
         ctx.note(false, "Paused", message);
         return;

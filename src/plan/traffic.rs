@@ -31,16 +31,36 @@ pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) 
                 && services(ctx, steps, pair, active)
         }
         Shape::Canary | Shape::BlueGreen => {
-            canary_pods(ctx, steps, pair, weight)
-                && stable_pods(ctx, steps, pair, weight)
-                && services(ctx, steps, pair, active)
-                && gates(ctx, steps, pair, index)
+            let canary = canary_pods(ctx, steps, pair, weight);
+            // Stable's size waits for the canary's pods only where it sets
+            // the split and shrinks: with a router, or when it grows (an
+            // autoscaler scaling up mid-canary), it never takes capacity
+            // from users, so both revisions resize at once.
+            let stable_grows = ctx
+                .observed
+                .revision(pair.stable)
+                .is_some_and(|s| s.replicas < steps.stable_replicas(weight));
+            let stable = (canary || steps.routed || stable_grows) && stable_pods(ctx, steps, pair, weight);
+            canary && stable && services(ctx, steps, pair, active) && gates(ctx, steps, pair, index)
         }
     };
     ready
         && route_mirror(ctx, steps, steps.mirror_at(index))
         && route_weights(ctx, steps, weight)
         && route_matches(ctx, steps, steps.matches_at(index))
+}
+
+/// Keeps both revisions at step `index`'s sizes while the step is held by
+/// a human or a failed gate (a manual, inconclusive or webhook pause), so
+/// that an autoscaler's `spec.replicas` still reaches the pods. Traffic
+/// does not move.
+pub(super) fn follow_scale(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) {
+    if matches!(steps.shape, Shape::Canary | Shape::BlueGreen) {
+        let weight = steps.weight_at(index);
+        if canary_pods(ctx, steps, pair, weight) || steps.routed {
+            stable_pods(ctx, steps, pair, weight);
+        }
+    }
 }
 
 /// The webhooks that must pass before step `index` moves traffic: the

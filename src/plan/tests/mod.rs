@@ -6,10 +6,13 @@ mod ab_test;
 mod analysis;
 mod blue_green;
 mod hooks;
+mod kstatus;
 mod lifecycle;
 mod mirror;
+mod queue;
 mod requests;
 mod rolling;
+mod scaling;
 mod steps;
 mod totality;
 

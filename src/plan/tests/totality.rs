@@ -445,12 +445,14 @@ fn any_observed() -> impl Strategy<Value = Observed> {
         ),
         (any_route(), verdict, request, proptest::option::of(-3i32..20), hooks),
         any::<bool>(),
+        proptest::option::of(1usize..4),
     )
         .prop_map(
             |(
                 (generation, desired, revisions, stable, canary),
                 (route, verdict, request, workload, hooks),
                 foreign,
+                queued,
             )| {
                 Observed {
                     generation,
@@ -463,6 +465,12 @@ fn any_observed() -> impl Strategy<Value = Observed> {
                         ManualRequest::new(action, at(at_seconds), revision.as_deref())
                     }),
                     workload_ref_replicas: workload,
+                    pod_selector: None,
+                    queue: queued.map(|position| crate::plan::QueuePlace {
+                        position,
+                        cap: 2,
+                        in_progress: 2,
+                    }),
                     hooks: hooks
                         .into_iter()
                         .map(|(name, outcome)| HookResult {
