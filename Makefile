@@ -2,13 +2,16 @@
 # install what is missing and cache slow builds under ~/.cache/siskin.
 SANDBOX := tests/sandbox/sandbox
 
-.PHONY: test demo sandbox-up sandbox-down lint
+.PHONY: test demo image sandbox-up sandbox-down lint
 
 test: ## install what is missing, start the sandbox, run every test, stop it
 	$(SANDBOX) test
 
 demo: ## start the sandbox and roll a healthy and a faulty release through a canary
 	demo/run.sh
+
+image: ## the controller image as an OCI layout (no Docker needed); prints its digest
+	image/build.sh
 
 sandbox-up:
 	$(SANDBOX) up
