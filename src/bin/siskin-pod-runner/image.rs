@@ -64,8 +64,14 @@ impl ImageStore {
             };
             untar(&self.blob(layer_hex), &staging)?;
         }
-        // The kubelet's mount point for the ServiceAccount token.
+        // The kubelet's mount point for the ServiceAccount token, and the
+        // device nodes every container runtime provides (getrandom falls
+        // back to /dev/urandom in a static binary).
         std::fs::create_dir_all(staging.join(SERVICE_ACCOUNT_DIR))?;
+        std::fs::create_dir_all(staging.join("dev"))?;
+        for device in DEVICES {
+            std::fs::write(staging.join("dev").join(device), b"")?;
+        }
         std::fs::rename(&staging, &root)?;
         Ok(root)
     }
@@ -74,6 +80,9 @@ impl ImageStore {
 /// Where a kubelet mounts a pod's ServiceAccount token, CA and namespace,
 /// and where kube clients look for them in cluster.
 pub const SERVICE_ACCOUNT_DIR: &str = "var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The host's device nodes bound into a container's /dev.
+pub const DEVICES: [&str; 4] = ["null", "zero", "random", "urandom"];
 
 fn untar(layer: &Path, into: &Path) -> anyhow::Result<()> {
     let status = Command::new("tar")

@@ -28,7 +28,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::process::{Child, Command};
 
-use image::{ImageStore, SERVICE_ACCOUNT_DIR};
+use image::{DEVICES, ImageStore, SERVICE_ACCOUNT_DIR};
 use service_account::Projected;
 
 #[derive(Parser, Debug)]
@@ -250,7 +250,13 @@ impl Runner {
             Program::Image { digest, argv, user } => {
                 let images = self.images.as_ref().context("no controller image layout")?;
                 let rootfs = images.rootfs(digest)?;
-                let dir = self.args.state.join("pods").join(&launch.uid).join("serviceaccount");
+                // A directory per start: a stopped process's files are
+                // removed once it exits, which may be after its restart.
+                let started = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let dir = self.args.state.join("pods").join(format!("{}-{started}", launch.uid));
                 let projected = Projected::write(
                     &self.client,
                     dir,
@@ -296,8 +302,11 @@ impl Runner {
         user: &str,
     ) -> anyhow::Result<Child> {
         let log = self.log_file(launch)?;
+        let devices = DEVICES.join(" ");
         let script = format!(
-            r#"sa=$1 root=$2 user=$3; shift 3; mount --bind "$sa" "$root/{SERVICE_ACCOUNT_DIR}" && exec chroot --userspec="$user" "$root" "$@""#
+            r#"sa=$1 root=$2 user=$3; shift 3; mount --bind "$sa" "$root/{SERVICE_ACCOUNT_DIR}" || exit 1
+for d in {devices}; do mount --bind "/dev/$d" "$root/dev/$d" || exit 1; done
+exec chroot --userspec="$user" "$root" "$@""#
         );
         let (host, port) = &self.api_server;
         // Every pod has its own network namespace in a cluster; here they
