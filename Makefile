@@ -2,7 +2,7 @@
 # install what is missing and cache slow builds under ~/.cache/siskin.
 SANDBOX := tests/sandbox/sandbox
 
-.PHONY: test unit demo sandbox-up sandbox-down lint
+.PHONY: test unit demo image sandbox-up sandbox-down lint
 
 test: ## install what is missing, start the sandbox, run every test, stop it
 	$(SANDBOX) test
@@ -12,6 +12,9 @@ unit: ## the offline tests only (engine, judges, routers, manifests): seconds wh
 
 demo: ## start the sandbox and roll a healthy and a faulty release through a canary
 	demo/run.sh
+
+image: ## the controller image as an OCI layout (no Docker needed); prints its digest
+	image/build.sh
 
 sandbox-up:
 	$(SANDBOX) up

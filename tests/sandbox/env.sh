@@ -7,6 +7,7 @@ GATEWAY_API_VERSION=${GATEWAY_API_VERSION:-1.5.1}
 ISTIO_API_VERSION=${ISTIO_API_VERSION:-1.30.8}
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-3.7.15}
 KUBECTL_VERSION=${KUBECTL_VERSION:-1.37.1}
+HELM_VERSION=${HELM_VERSION:-4.3.2}
 
 SISKIN_CACHE=${SISKIN_CACHE:-$HOME/.cache/siskin}
 SANDBOX=${SISKIN_SANDBOX:-/tmp/siskin-sandbox}
@@ -19,6 +20,10 @@ KWOK_BIN=$SISKIN_CACHE/kwok/v$KWOK_VERSION
 PY_ENV=$SISKIN_CACHE/py/traefik-$TRAEFIK_VERSION-kubectl-$KUBECTL_VERSION
 KUBECTL=$PY_ENV/bin/kubectl
 TRAEFIK=$PY_ENV/bin/traefik
+HELM_BIN=$SISKIN_CACHE/helm/v$HELM_VERSION
+# The controller image as an OCI layout (make image); the pod runner serves
+# pods pinned to its digests from it.
+export SISKIN_IMAGE_DIR=${SISKIN_IMAGE_DIR:-$SISKIN_CACHE/image}
 KUBECONFIG_FILE=$SANDBOX/admin.kubeconfig
 # Rust builds of the project are kept outside the work tree so a fresh clone
 # reuses them.

@@ -39,10 +39,20 @@ if [ ! -x "$K8S_BIN/kube-apiserver" ]; then
     || die "building Kubernetes v$K8S_VERSION failed; see $LOG"
 fi
 
+if [ ! -x "$HELM_BIN/helm" ]; then
+  say "go: building helm v$HELM_VERSION"
+  (cd /tmp && GOBIN=$HELM_BIN GOTOOLCHAIN=local go install "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION") >>"$LOG" 2>&1 \
+    || die "building helm failed; see $LOG"
+fi
+
 # CRDs and kwok stages come from the Go module cache (no GitHub downloads).
 go_module_dir "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" >/dev/null 2>>"$LOG" || die "go mod download gateway-api failed; see $LOG"
 go_module_dir "istio.io/api@v$ISTIO_API_VERSION" >/dev/null 2>>"$LOG" || die "go mod download istio.io/api failed; see $LOG"
 
 say "building the project's sandbox binaries (demo-app, loadgen, pod-runner)"
 (cd "$HERE/../.." && cargo build --bins) >>"$LOG" 2>&1 || die "cargo build failed; see $LOG"
+# The controller image the in-cluster tests run (a release build: slow the
+# first time, cached by cargo after).
+say "building the controller image (make image) into $SISKIN_IMAGE_DIR"
+"$HERE/../../image/build.sh" >>"$LOG" 2>&1 || die "building the controller image failed; see $LOG"
 say "installed"

@@ -148,10 +148,10 @@ start traefik 8000 env KUBECONFIG="$KUBECONFIG_FILE" "$TRAEFIK" \
 wait_for traefik 60 in_netns curl -sf http://127.0.0.1:9100/ping
 wait_for traefik 60 k wait --for=condition=Programmed gateway/sandbox -n siskin-sandbox --timeout=1s
 
-say "pod runner (real demo-app processes on kwok pod IPs)"
+say "pod runner (real processes on kwok pod IPs: the demo app, and the controller image of $SISKIN_IMAGE_DIR)"
 start pod-runner - env KUBECONFIG="$KUBECONFIG_FILE" "$CARGO_TARGET_DIR/debug/siskin-pod-runner" \
   --demo-app "$CARGO_TARGET_DIR/debug/demo-app" --logs "$LOGS/pods" --scrape-targets "$SANDBOX/sd/pods.json" \
-  --node "$NODE_NAME"
+  --controller-images "$SISKIN_IMAGE_DIR" --state "$SANDBOX/pod-runner" --node "$NODE_NAME"
 wait_for pod-runner 30 test -f "$SANDBOX/sd/pods.json"
 
 say "Prometheus (127.0.0.1:9090 in the netns, 1 s scrapes)"

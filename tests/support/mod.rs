@@ -7,6 +7,8 @@
 //! with `--include-ignored` inside the sandbox's network namespace.
 #![allow(dead_code)]
 
+pub mod deploy;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
