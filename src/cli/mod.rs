@@ -155,6 +155,7 @@ impl Cli {
                     concurrency,
                     instance: identity.unwrap_or_else(|| format!("siskin-{:08x}", rand::random::<u32>())),
                     namespace,
+                    home_namespace: lease_namespace.clone(),
                     egress,
                 };
                 let metrics = Arc::new(Metrics::default());

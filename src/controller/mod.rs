@@ -4,6 +4,7 @@
 
 mod act;
 mod analysis;
+mod credentials;
 mod error;
 pub mod fence;
 pub mod health;
@@ -55,6 +56,9 @@ pub struct Context {
     /// The client for every call a Rollout or template chooses the
     /// destination of (webhooks, metric queries).
     pub egress: Arc<Egress>,
+    /// The controller's own namespace (its Lease's): ClusterAnalysisTemplates
+    /// read their Secrets here.
+    pub home_namespace: String,
 }
 
 /// Settings of the controller loop.
@@ -66,6 +70,8 @@ pub struct Settings {
     pub instance: String,
     /// Watch only this namespace; `None` watches the whole cluster.
     pub namespace: Option<String>,
+    /// The controller's own namespace, where its Lease lives.
+    pub home_namespace: String,
     /// Where webhooks and metric queries may go, and how many at once.
     pub egress: EgressSettings,
 }
@@ -143,6 +149,7 @@ async fn serve(
         health,
         superseded: Default::default(),
         egress: Arc::new(Egress::new(&settings.egress, ctx_counters)),
+        home_namespace: settings.home_namespace.clone(),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
@@ -189,6 +196,7 @@ mod tests {
             concurrency: 1,
             instance: "test".into(),
             namespace: None,
+            home_namespace: "default".into(),
             egress: EgressSettings::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
