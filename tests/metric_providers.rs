@@ -162,6 +162,35 @@ fn secured_template(address: &str) -> AnalysisTemplate {
     serde_json::from_value(value).expect("template")
 }
 
+/// Creates `template`, with this tree's AnalysisTemplate CRDs applied
+/// first: the shared sandbox may run CRDs from a tree without the provider
+/// fields, whose API server would drop them. Applied as `kubectl apply
+/// --server-side` does, so a later apply from any tree does not conflict.
+async fn create_template(ns: &TestNamespace, template: &AnalysisTemplate) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(ns.client.clone());
+    let templates = ns.api::<AnalysisTemplate>();
+    let wanted = &template.spec.metrics[0].provider;
+    for _ in 0..10 {
+        for crd in [AnalysisTemplate::crd(), siskin::api::ClusterAnalysisTemplate::crd()] {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let apply = PatchParams::apply("kubectl").force();
+            crds.patch(&name, &apply, &Patch::Apply(&crd))
+                .await
+                .expect("apply the CRD");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = templates.delete("errors", &Default::default()).await;
+        let stored = templates.create(&PostParams::default(), template).await;
+        if stored.is_ok_and(|t| &t.spec.metrics[0].provider == wanted) {
+            return;
+        }
+    }
+    panic!("the API server keeps dropping the provider fields of AnalysisTemplates");
+}
+
 struct Scenario {
     ns: TestNamespace,
     host: String,
@@ -183,7 +212,7 @@ async fn scenario(
     for secret in &secrets {
         create(&ns.api(), secret).await;
     }
-    create(&ns.api(), &template).await;
+    create_template(&ns, &template).await;
     let controller = ControllerProcess::start(&ns, "a");
     let rollout: Rollout = serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",

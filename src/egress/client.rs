@@ -197,6 +197,11 @@ pub fn classify(error: &reqwest::Error, timeout: Duration) -> Failure {
     if error.is_builder() {
         return Failure::InvalidUrl { detail };
     }
+    // A certificate the trust does not accept, or a failed handshake; the
+    // I/O error around it does not say so in every version.
+    if find::<rustls::Error>(error).is_some() {
+        return Failure::Tls { detail };
+    }
     match find::<std::io::Error>(error).map(std::io::Error::kind) {
         Some(std::io::ErrorKind::ConnectionRefused) => Failure::ConnectionRefused { detail },
         Some(std::io::ErrorKind::TimedOut) => Failure::Timeout(timeout),

@@ -60,7 +60,7 @@ fn buckets_come_as_an_object_or_pairs() {
     assert_eq!(p, Ok(vec![("0.1".into(), 3.0), ("0.5".into(), 7.0)]));
 }
 
-// The shipped web templates, on replies recorded in each vendor's
+// The shipped web templates, on replies written in each vendor's
 // documented shape (analysis-templates/fixtures/). None has been run
 // against the live service; these show the request they build is well
 // formed and that their JSONPaths read the documented reply.
