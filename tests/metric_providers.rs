@@ -2,7 +2,8 @@
 //! real Prometheus requiring basic auth over TLS (its credentials and CA
 //! from Secrets), and the web provider reading a JSON endpoint of this test
 //! harness, each decide canaries: a healthy one is promoted, a faulty one
-//! aborted, and a wrong password is inconclusive, named, and never promoted.
+//! aborted, and a wrong password or an untrusted certificate is
+//! inconclusive, named, and never promoted.
 
 mod support;
 
@@ -66,6 +67,18 @@ openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN
 printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > server.ext
 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out server.crt -extfile server.ext 2>/dev/null"#
     ));
+}
+
+/// A CA that did not sign the second Prometheus' certificate.
+fn other_ca() -> String {
+    let sandbox = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp/siskin-sandbox".into());
+    let dir = PathBuf::from(format!(
+        "{sandbox}/providers-other-ca-{:06}",
+        rand::random::<u32>() % 1_000_000
+    ));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    make_certificates(&dir);
+    std::fs::read_to_string(dir.join("ca.crt")).expect("CA")
 }
 
 impl SecuredPrometheus {
@@ -192,6 +205,9 @@ async fn create_template(ns: &TestNamespace, template: &AnalysisTemplate) {
 }
 
 struct Scenario {
+    /// First field, dropped first: a failed scenario still lets its
+    /// namespace go.
+    _finalizers: ReleaseFinalizersOnDrop,
     ns: TestNamespace,
     host: String,
     _controller: ControllerProcess,
@@ -236,6 +252,7 @@ async fn scenario(
     })
     .await;
     Scenario {
+        _finalizers: ReleaseFinalizersOnDrop(ns.name.clone()),
         ns,
         host,
         _controller: controller,
@@ -363,7 +380,19 @@ async fn prometheus_behind_basic_auth_and_tls_decides_canaries_and_a_wrong_passw
         .await;
         s.inconclusive("HTTP 401: the credentials were refused").await;
     };
-    tokio::join!(healthy, faulty, wrong);
+    let untrusted = async {
+        let other_ca = other_ca();
+        let s = scenario(
+            "auth-untrusted",
+            template(),
+            vec![auth(PASSWORD), credentials("prom-ca", &[("ca.crt", &other_ca)])],
+            BASE_RATE,
+            json!({"min": "5s", "max": "60s"}),
+        )
+        .await;
+        s.inconclusive("TLS handshake failed").await;
+    };
+    tokio::join!(healthy, faulty, wrong, untrusted);
 }
 
 /// The key the counts endpoint requires in `X-Api-Key`.

@@ -217,6 +217,11 @@ fn find<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Optio
         if let Some(found) = e.downcast_ref::<T>() {
             return Some(found);
         }
+        // An io::Error's source() skips the error it wraps (e.g. rustls').
+        let wrapped = e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        if let Some(found) = wrapped.and_then(|inner| find::<T>(inner)) {
+            return Some(found);
+        }
         cause = e.source();
     }
     None
