@@ -46,9 +46,18 @@ fn sh(script: &str) {
 /// A Prometheus of its own on a free loopback port, scraping what the
 /// sandbox's scrapes, serving only HTTPS to user `siskin`. Stopped on drop.
 struct SecuredPrometheus {
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
+    dir: PathBuf,
     address: String,
     ca_pem: String,
+}
+
+impl Drop for SecuredPrometheus {
+    fn drop(&mut self) {
+        let _ = self.process.start_kill();
+        let _ = self.process.try_wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn free_port() -> u16 {
@@ -78,7 +87,9 @@ fn other_ca() -> String {
     ));
     std::fs::create_dir_all(&dir).expect("a directory");
     make_certificates(&dir);
-    std::fs::read_to_string(dir.join("ca.crt")).expect("CA")
+    let ca = std::fs::read_to_string(dir.join("ca.crt")).expect("CA");
+    let _ = std::fs::remove_dir_all(&dir);
+    ca
 }
 
 impl SecuredPrometheus {
@@ -113,7 +124,8 @@ impl SecuredPrometheus {
         let ca_pem = std::fs::read_to_string(dir.join("ca.crt")).expect("CA");
         let address = format!("https://127.0.0.1:{port}");
         let prometheus = SecuredPrometheus {
-            _process: process,
+            process,
+            dir,
             address,
             ca_pem,
         };

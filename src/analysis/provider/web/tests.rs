@@ -189,7 +189,8 @@ mod shipped {
             sum(&matched),
             Err(r#"matched {"v":1}, which is not a number"#.to_string())
         );
-        assert!(buckets(&matched).is_err());
+        let id = select(&reply, "$.MetricDataResults[0].Id").expect("matched");
+        assert!(buckets(&id).is_err(), "a string is neither a number nor buckets");
     }
 
     #[test]
