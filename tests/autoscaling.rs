@@ -33,10 +33,7 @@ async fn wait_sizes(ns: &TestNamespace, (stable, stable_pods): (&str, i32), (can
         &format!("stable at {stable_pods} and canary at {canary_pods} pods"),
         TIMEOUT,
         || async {
-            let sizes = (
-                revision_replicas(ns, stable).await,
-                revision_replicas(ns, canary).await,
-            );
+            let sizes = (revision_replicas(ns, stable).await, revision_replicas(ns, canary).await);
             (sizes == (stable_pods, canary_pods)).then_some(())
         },
     )

@@ -50,12 +50,8 @@ async fn in_progress(ns: &TestNamespace) -> usize {
 async fn the_cap_queues_extra_rollouts_and_starts_them_oldest_first() {
     let ns = TestNamespace::new("rollout-queue").await;
     let _release = ReleaseFinalizersOnDrop(ns.name.clone());
-    let _controller = ControllerProcess::start_with(
-        &ns,
-        "a",
-        &ns.name.clone(),
-        &[("SISKIN_MAX_ROLLOUTS_IN_PROGRESS", "1")],
-    );
+    let _controller =
+        ControllerProcess::start_with(&ns, "a", &ns.name.clone(), &[("SISKIN_MAX_ROLLOUTS_IN_PROGRESS", "1")]);
     for name in NAMES {
         create(&ns.api::<Rollout>(), &rollout(name)).await;
     }
@@ -84,7 +80,9 @@ async fn the_cap_queues_extra_rollouts_and_starts_them_oldest_first() {
     wait_rollout_within(&ns, "b", "b starts when a finishes", TIMEOUT, in_flight).await;
     wait_rollout_within(&ns, "c", "c next in the queue", TIMEOUT, queued_at(1)).await;
     assert!(
-        rollout_status(&ns, "a").await.is_some_and(|s| s.phase == Some(RolloutPhase::Healthy)),
+        rollout_status(&ns, "a")
+            .await
+            .is_some_and(|s| s.phase == Some(RolloutPhase::Healthy)),
         "a finished"
     );
     assert_eq!(in_progress(&ns).await, 1);

@@ -87,6 +87,40 @@ impl Variables {
     }
 }
 
+impl Variables {
+    /// Fills every `{{name}}` of a URL. Each value is percent-encoded (all
+    /// but `A-Z a-z 0-9 - . _ ~`), so it stays one value of one path segment
+    /// or query parameter; a restricted value must still follow the rule.
+    pub fn render_url(&self, template: &str) -> Result<String, RenderError> {
+        let mut out = String::with_capacity(template.len());
+        for piece in pieces(template) {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Placeholder(name) => {
+                    let value = self.0.get(name).ok_or_else(|| RenderError::Unknown(name.into()))?;
+                    if !value.unrestricted {
+                        check_value(name, &value.text)?;
+                    }
+                    out.push_str(&percent_encode(&value.text));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 impl Value {
     fn render_in(&self, name: &str, context: Context) -> Result<String, RenderError> {
         if !self.unrestricted {
@@ -125,6 +159,20 @@ pub fn uses_in_string(template: &str, name: &str) -> bool {
         }
         Piece::Placeholder(used) => used == name && matches!(context, Context::Quoted(_)),
     })
+}
+
+/// Whether a URL template uses `{{name}}` before any `#` (a fragment is
+/// never sent). URL values are percent-encoded wherever they stand.
+pub fn uses_in_url(template: &str, name: &str) -> bool {
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(text) if text.contains('#') => return false,
+            Piece::Text(_) => {}
+            Piece::Placeholder(used) if used == name => return true,
+            Piece::Placeholder(_) => {}
+        }
+    }
+    false
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -306,6 +354,27 @@ mod tests {
         let vars = Variables::default().with_unrestricted("args.x", "v");
         let q = vars.render(r#"x{a="say \"{{args.x}}\""}"#);
         assert_eq!(q.as_deref(), Ok(r#"x{a="say \"v\""}"#));
+    }
+
+    #[test]
+    fn a_url_value_is_percent_encoded_and_stays_one_parameter() {
+        let vars = Variables::default()
+            .with("namespace", "shop")
+            .with_unrestricted("args.q", "a&b=c #d/../e");
+        let url = vars.render_url("https://x.example/q?ns={{namespace}}&q={{args.q}}");
+        assert_eq!(
+            url.as_deref(),
+            Ok("https://x.example/q?ns=shop&q=a%26b%3Dc%20%23d%2F..%2Fe")
+        );
+        let unsafe_value = Variables::default().with("args.q", "a&b");
+        assert!(unsafe_value.render_url("https://x/?q={{args.q}}").is_err());
+    }
+
+    #[test]
+    fn a_url_uses_a_variable_only_before_its_fragment() {
+        assert!(uses_in_url("https://x/q?ns={{namespace}}", "namespace"));
+        assert!(!uses_in_url("https://x/q#{{namespace}}", "namespace"));
+        assert!(!uses_in_url("https://x/q?ns={{args.namespace}}", "namespace"));
     }
 
     #[test]

@@ -6,6 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisArg;
+pub use super::provider::{
+    AuthSpec, CREDENTIALS_LABEL, ConnectionSpec, HeaderSpec, PrometheusProvider, ProviderSpec, SecretKey, TlsSpec,
+    WebMethod, WebProvider,
+};
 use crate::analysis::judge::JudgeSpec;
 use crate::analysis::query::{self, RenderError, Variables};
 
@@ -129,8 +133,19 @@ impl AnalysisTemplateSpec {
 
     fn check_namespace_required(&self, template: &str) -> Result<(), TemplateError> {
         for metric in &self.metrics {
-            for (field, text) in metric.queries() {
-                if !query::uses_in_string(text, "namespace") {
+            // A web provider's queries are JSONPaths into its reply: what
+            // it reads is chosen by its request.
+            let scoped = match &metric.provider.web {
+                Some(web) => vec![web_request_scoped(web)],
+                None => metric.queries(),
+            };
+            for (field, text) in scoped {
+                let used = if field == WEB_URL {
+                    query::uses_in_url(text, "namespace")
+                } else {
+                    query::uses_in_string(text, "namespace")
+                };
+                if !used {
                     return Err(TemplateError::NamespaceNotUsed {
                         template: template.into(),
                         metric: metric.name.clone(),
@@ -140,6 +155,17 @@ impl AnalysisTemplateSpec {
             }
         }
         Ok(())
+    }
+}
+
+const WEB_URL: &str = "provider.web.url";
+
+/// What must select `{{namespace}}` in a web provider's request: its body
+/// when it has one (a query language inside a JSON string), else its URL.
+fn web_request_scoped(web: &WebProvider) -> (&'static str, &str) {
+    match &web.body {
+        Some(body) => ("provider.web.body", body.as_str()),
+        None => (WEB_URL, web.url.as_str()),
     }
 }
 
@@ -179,7 +205,9 @@ pub enum ArgumentError {
 ///
 /// Queries are evaluated once per arm. Variables: `{{namespace}}`,
 /// `{{service}}` (the arm's Service: `<service>-stable` or `<service>-canary`),
-/// `{{revision}}` (the arm's revision), `{{rollout}}`, and `{{args.NAME}}`.
+/// `{{revision}}` (the arm's revision), `{{rollout}}`, `{{args.NAME}}`, and
+/// the analysis' window: `{{since}}` (when the analysis of this canary
+/// began) and `{{now}}` in Unix seconds, `{{sinceMillis}}`, `{{nowMillis}}`.
 /// Their values may hold only letters, digits and `_ . : / @ -`, except
 /// unrestricted arguments; anything else leaves the metric inconclusive.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -218,19 +246,6 @@ impl MetricSpec {
     }
 }
 
-/// Where a metric is read from.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-pub struct ProviderSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prometheus: Option<PrometheusProvider>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-pub struct PrometheusProvider {
-    /// e.g. `http://prometheus.monitoring:9090`.
-    pub address: String,
-}
-
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct CountsQuery {
     /// Cumulative requests of the arm, one scalar (e.g. `sum(...)`).
@@ -265,7 +280,10 @@ mod tests {
             require_namespace: false,
             metrics: vec![MetricSpec {
                 name: "errors".into(),
-                provider: ProviderSpec { prometheus: None },
+                provider: ProviderSpec {
+                    prometheus: None,
+                    web: None,
+                },
                 counts: None,
                 histogram: None,
                 value: Some(ValueQuery { query: query.into() }),
@@ -405,6 +423,39 @@ mod tests {
     }
 
     #[test]
+    fn a_web_template_requiring_the_namespace_checks_its_request() {
+        let web = |url: &str, body: Option<&str>| {
+            let mut spec = template(vec![], "$.total");
+            spec.require_namespace = true;
+            spec.metrics[0].provider.web = Some(WebProvider {
+                url: url.into(),
+                method: if body.is_some() {
+                    WebMethod::Post
+                } else {
+                    WebMethod::Get
+                },
+                body: body.map(Into::into),
+                connection: ConnectionSpec::default(),
+            });
+            spec.variables(NAME, ROLLOUT, &[])
+        };
+        assert!(web("https://x/q?ns={{namespace}}", None).is_ok());
+        assert!(web("https://x/q", Some(r#"{"q": "ns = '{{namespace}}'"}"#)).is_ok());
+        let refused = |field| {
+            Err(TemplateError::NamespaceNotUsed {
+                template: NAME.into(),
+                metric: "errors".into(),
+                field,
+            })
+        };
+        assert_eq!(web("https://x/q#{{namespace}}", None), refused("provider.web.url"));
+        assert_eq!(
+            web("https://x/q?ns={{namespace}}", Some(r#"{"q": 1}"#)),
+            refused("provider.web.body")
+        );
+    }
+
+    #[test]
     fn a_pinned_argument_needs_a_value_in_the_crd() {
         let crd = serde_json::to_value(ClusterAnalysisTemplate::crd()).unwrap_or_default();
         let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
@@ -422,6 +473,9 @@ mod tests {
             include_str!("../../analysis-templates/envoy.yaml"),
             include_str!("../../analysis-templates/istio.yaml"),
             include_str!("../../analysis-templates/traefik-gateway-api.yaml"),
+            include_str!("../../analysis-templates/datadog.yaml"),
+            include_str!("../../analysis-templates/newrelic.yaml"),
+            include_str!("../../analysis-templates/cloudwatch.yaml"),
         ];
         let mut seen = 0;
         for doc in files.iter().flat_map(|f| serde_yaml::Deserializer::from_str(f)) {
@@ -435,6 +489,6 @@ mod tests {
             assert!(spec.variables("shipped", ROLLOUT, &[]).is_ok());
             seen += 1;
         }
-        assert!(seen >= 5, "every document was read: {seen}");
+        assert!(seen >= 8, "every document was read: {seen}");
     }
 }

@@ -7,6 +7,7 @@
 pub mod analysis_template;
 pub mod conditions;
 mod duration;
+mod provider;
 pub mod request;
 mod revision;
 mod rollout;

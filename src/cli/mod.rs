@@ -170,6 +170,7 @@ impl Cli {
                     instance: identity.unwrap_or_else(|| format!("siskin-{:08x}", rand::random::<u32>())),
                     namespace,
                     instance_id,
+                    home_namespace: lease_namespace.clone(),
                     egress,
                     max_rollouts_in_progress,
                 };

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::Verdict;
 use crate::analysis::judge::{Arms, Counts, Histogram, JudgeSpec, JudgeState, Observation};
-use crate::analysis::provider::MetricProvider;
-use crate::analysis::provider::prometheus::Prometheus;
+use crate::analysis::provider::{Connection, MetricProvider, ProviderInput, provider_for};
 use crate::analysis::query::Variables;
 use crate::api::analysis_template::{AnalysisTemplateSpec, MetricSpec};
 use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
@@ -34,6 +33,10 @@ pub struct AnalysisStatus {
     /// The canary revision this evidence is about.
     pub canary: String,
     pub evaluated_at: Option<Timestamp>,
+    /// When the analysis of this canary began: `{{since}}`, the start of
+    /// the window of providers that count over a time range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
     /// The combined verdict the step engine acts on.
     pub verdict: Option<Verdict>,
     /// Since when every evaluation has been inconclusive, if it has.
@@ -79,7 +82,7 @@ fn comparing(rollout: &Rollout) -> Option<String> {
 pub async fn evaluate(
     client: &Client,
     egress: &Egress,
-    ns: &str,
+    (ns, home_ns): (&str, &str),
     rollout: &Rollout,
     now: Timestamp,
 ) -> Option<AnalysisStatus> {
@@ -95,9 +98,11 @@ pub async fn evaluate(
     let mut next = AnalysisStatus {
         canary: canary.clone(),
         evaluated_at: Some(now),
+        since: Some(previous.as_ref().and_then(|p| p.since).unwrap_or(now)),
         ..Default::default()
     };
-    let metrics = match templates(client, ns, rollout).await {
+    let window = (next.since.unwrap_or(now), now);
+    let metrics = match templates(client, (ns, home_ns), rollout).await {
         Ok(metrics) => metrics,
         Err(detail) => {
             next.verdict = Some(Verdict::Inconclusive);
@@ -119,7 +124,8 @@ pub async fn evaluate(
         .as_ref()
         .and_then(|s| s.stable_revision.clone())
         .unwrap_or_default();
-    for (metric, vars) in metrics {
+    for (metric, vars, secrets_ns) in metrics {
+        let vars = with_window(vars, window);
         let vars = ArmVariables {
             stable: arm_vars(&vars, (&service.stable_name(), &stable_revision)),
             canary: arm_vars(&vars, (&service.canary_name(), &canary)),
@@ -128,7 +134,13 @@ pub async fn evaluate(
         let stored = previous.as_ref().and_then(|p| p.metrics.get(&metric.name));
         let first = stored.is_none();
         let mut state = stored.map(|m| m.judge.clone()).unwrap_or_else(|| judge.initial_state());
-        let (observation, detail) = observe_metric(egress, ns, &metric, &vars).await;
+        let reading = Reading {
+            client,
+            egress,
+            ns,
+            secrets_ns: &secrets_ns,
+        };
+        let (observation, detail) = observe_metric(&reading, &metric, &vars).await;
         let mut verdict = judge.evaluate(&mut state, &observation);
         // The first reading only fixes the baseline; it is no evidence yet.
         if first && verdict == Verdict::Inconclusive && detail.is_none() {
@@ -155,8 +167,15 @@ pub async fn evaluate(
     Some(next)
 }
 
-/// Every metric of every referenced template, with its query variables.
-async fn templates(client: &Client, ns: &str, rollout: &Rollout) -> Result<Vec<(MetricSpec, Variables)>, String> {
+/// Every metric of every referenced template, with its query variables
+/// and the namespace its Secrets are read from: a ClusterAnalysisTemplate
+/// is the operator's, so its Secrets live with the controller (`home_ns`);
+/// an AnalysisTemplate's live beside it, in the Rollout's namespace.
+async fn templates(
+    client: &Client,
+    (ns, home_ns): (&str, &str),
+    rollout: &Rollout,
+) -> Result<Vec<(MetricSpec, Variables, String)>, String> {
     let Some(analysis) = &rollout.spec.analysis else {
         return Ok(vec![]);
     };
@@ -185,9 +204,25 @@ async fn templates(client: &Client, ns: &str, rollout: &Rollout) -> Result<Vec<(
         let vars = spec
             .variables(&name, (ns, &rollout.name_any()), &analysis.args)
             .map_err(|e| e.to_string())?;
-        out.extend(spec.metrics.into_iter().map(|m| (m, vars.clone())));
+        let secrets_ns = if reference.cluster_scope { home_ns } else { ns };
+        out.extend(
+            spec.metrics
+                .into_iter()
+                .map(|m| (m, vars.clone(), secrets_ns.to_string())),
+        );
     }
     Ok(out)
+}
+
+/// `{{since}}` and `{{now}}` (Unix seconds), `{{sinceMillis}}` and
+/// `{{nowMillis}}`: a provider that counts over a time range (a SaaS API)
+/// reads the analysis' whole window, so its counts are cumulative like a
+/// Prometheus counter.
+fn with_window(vars: Variables, (since, now): (Timestamp, Timestamp)) -> Variables {
+    vars.with("since", since.as_second().to_string())
+        .with("now", now.as_second().to_string())
+        .with("sinceMillis", since.as_millisecond().to_string())
+        .with("nowMillis", now.as_millisecond().to_string())
 }
 
 fn arm_vars(vars: &Variables, rollout_service: (&str, &str)) -> Variables {
@@ -196,15 +231,23 @@ fn arm_vars(vars: &Variables, rollout_service: (&str, &str)) -> Variables {
         .with("revision", rollout_service.1)
 }
 
+/// Where a metric is read, and with what.
+struct Reading<'a> {
+    client: &'a Client,
+    egress: &'a Egress,
+    /// The Rollout's namespace, whose outbound slots the query takes.
+    ns: &'a str,
+    secrets_ns: &'a str,
+}
+
 /// Reads one metric for both arms. Anything missing is `Observation::Missing`
-/// with a detail naming the query.
+/// with a detail naming the query and the cause.
 async fn observe_metric(
-    egress: &Egress,
-    ns: &str,
+    reading: &Reading<'_>,
     metric: &MetricSpec,
     vars: &ArmVariables,
 ) -> (Observation, Option<String>) {
-    match read_metric(egress, ns, metric, vars).await {
+    match read_metric(reading, metric, vars).await {
         Ok(observation) => (observation, None),
         Err(detail) => (Observation::Missing, Some(detail)),
     }
@@ -216,33 +259,41 @@ pub struct ArmVariables {
     pub canary: Variables,
 }
 
-async fn read_metric(
-    egress: &Egress,
-    ns: &str,
-    metric: &MetricSpec,
-    vars: &ArmVariables,
-) -> Result<Observation, String> {
-    let Some(prom) = &metric.provider.prometheus else {
-        return Err("no provider configured".into());
+async fn read_metric(reading: &Reading<'_>, metric: &MetricSpec, vars: &ArmVariables) -> Result<Observation, String> {
+    let connection_spec = metric.provider.connection();
+    let secrets = super::credentials::read(reading.client, reading.secrets_ns, connection_spec).await?;
+    let connection = Connection::resolve(connection_spec, &secrets).map_err(|e| e.to_string())?;
+    let provider = |vars| {
+        provider_for(ProviderInput {
+            spec: &metric.provider,
+            egress: reading.egress,
+            connection: connection.clone(),
+            vars,
+        })
+        .map_err(|e| e.to_string())
     };
-    let provider = Prometheus::new(egress, &prom.address).map_err(|e| e.to_string())?;
+    let (stable, canary) = (provider(&vars.stable)?, provider(&vars.canary)?);
     // Missing data, which the judges take as inconclusive, never a pass.
-    let Some(_slot) = egress.slot_within(Purpose::MetricQuery, ns, METRIC_SLOT_WAIT).await else {
+    let slot = reading
+        .egress
+        .slot_within(Purpose::MetricQuery, reading.ns, METRIC_SLOT_WAIT)
+        .await;
+    let Some(_slot) = slot else {
         return Err("no outbound slot free".into());
     };
     if let Some(q) = &metric.counts {
-        let stable = read_counts(&provider, &q.total, &q.errors, &vars.stable).await?;
-        let canary = read_counts(&provider, &q.total, &q.errors, &vars.canary).await?;
+        let stable = read_counts(&*stable, &q.total, &q.errors, &vars.stable).await?;
+        let canary = read_counts(&*canary, &q.total, &q.errors, &vars.canary).await?;
         return Ok(Observation::Counts(Arms { stable, canary }));
     }
     if let Some(q) = &metric.histogram {
-        let stable = read_histogram(&provider, &q.buckets, &vars.stable).await?;
-        let canary = read_histogram(&provider, &q.buckets, &vars.canary).await?;
+        let stable = read_histogram(&*stable, &q.buckets, &vars.stable).await?;
+        let canary = read_histogram(&*canary, &q.buckets, &vars.canary).await?;
         return Ok(Observation::Histogram(Arms { stable, canary }));
     }
     if let Some(q) = &metric.value {
         let query = vars.canary.render(&q.query).map_err(|e| e.to_string())?;
-        let value = provider.scalar(&query).await.map_err(|e| e.to_string())?;
+        let value = canary.scalar(&query).await.map_err(|e| e.to_string())?;
         return value
             .map(Observation::Value)
             .ok_or_else(|| format!("query {query:?} returned no data"));

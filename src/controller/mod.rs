@@ -4,6 +4,7 @@
 
 mod act;
 mod analysis;
+mod credentials;
 mod error;
 pub mod fence;
 pub mod health;
@@ -58,6 +59,9 @@ pub struct Context {
     pub egress: Arc<Egress>,
     /// The cap on rollouts in progress across the Rollouts served.
     pub queue: queue::RolloutQueue,
+    /// The controller's own namespace (its Lease's): ClusterAnalysisTemplates
+    /// read their Secrets here.
+    pub home_namespace: String,
 }
 
 /// Settings of the controller loop.
@@ -72,6 +76,8 @@ pub struct Settings {
     /// Manage only the Rollouts labelled with this instance id (see
     /// [`crate::api::INSTANCE_LABEL`]); `None` manages the unlabelled ones.
     pub instance_id: Option<String>,
+    /// The controller's own namespace, where its Lease lives.
+    pub home_namespace: String,
     /// Where webhooks and metric queries may go, and how many at once.
     pub egress: EgressSettings,
     /// Rollouts in progress at once across those served; a new canary
@@ -157,6 +163,7 @@ async fn serve(
         superseded: Default::default(),
         egress: Arc::new(Egress::new(&settings.egress, ctx_counters)),
         queue: queue::RolloutQueue::new(settings.max_rollouts_in_progress, store.clone()),
+        home_namespace: settings.home_namespace.clone(),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
@@ -204,6 +211,7 @@ mod tests {
             instance: "test".into(),
             namespace: None,
             instance_id: None,
+            home_namespace: "default".into(),
             egress: EgressSettings::default(),
             max_rollouts_in_progress: 0,
         };

@@ -115,7 +115,7 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     let due = due_hooks(&rollout.spec, rollout.status.as_ref(), now);
     let answers = hooks::call_all(&ctx.egress, rollout, due).await;
     world.observed.hooks = answers.results;
-    let analysis = analysis::evaluate(&ctx.client, &ctx.egress, ns, rollout, now).await;
+    let analysis = analysis::evaluate(&ctx.client, &ctx.egress, (ns, &ctx.home_namespace), rollout, now).await;
     world.observed.verdict = analysis.as_ref().and_then(|a| a.verdict);
     world.observed.queue = ctx.queue.place(rollout, &world.observed);
     let mut plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
@@ -324,6 +324,12 @@ fn record_analysis(status: &mut crate::api::RolloutStatus, analysis: Option<Anal
     if analysis.verdict == Some(crate::analysis::Verdict::Inconclusive)
         && let Some(why) = analysis.explain()
     {
+        // The pause this analysis caused says why, naming each metric.
+        for paused in status.conditions.iter_mut().filter(|c| {
+            c.type_ == types::PAUSED && c.status == "True" && c.reason == crate::api::PauseReason::Inconclusive.as_str()
+        }) {
+            paused.message.clone_from(&why);
+        }
         let message = status.message.take().unwrap_or_default();
         status.message = Some(if message.is_empty() {
             why

@@ -18,6 +18,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Builds the one client every tenant call goes through.
 pub fn build(policy: Arc<DestinationPolicy>) -> reqwest::Client {
+    builder(policy)
+        .build()
+        // Nothing here comes from a user: the settings are fixed and the TLS
+        // backend is compiled in. A default client instead would bypass
+        // the policy's resolver.
+        .expect("an HTTP client with fixed settings")
+}
+
+fn builder(policy: Arc<DestinationPolicy>) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         // A redirect would take the call to an address the policy has not
@@ -25,11 +34,30 @@ pub fn build(policy: Arc<DestinationPolicy>) -> reqwest::Client {
         .redirect(redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .dns_resolver(PolicyResolver { policy })
-        .build()
-        // Nothing here comes from a user: the settings are fixed and the TLS
-        // backend is compiled in. A default client instead would bypass
-        // the policy's resolver.
-        .expect("an HTTP client with fixed settings")
+}
+
+/// A client like [`build`]'s with a template's own TLS trust: a CA bundle
+/// that replaces the system roots, or no verification at all. The bundle
+/// comes from a Secret, so a bad one is the template's error, not a panic.
+pub fn build_with_tls(policy: Arc<DestinationPolicy>, tls: &super::TlsOptions) -> Result<reqwest::Client, Failure> {
+    let mut builder = builder(policy);
+    if let Some(pem) = &tls.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| Failure::TlsSettings {
+            reason: "the CA bundle is not PEM".into(),
+        })?;
+        if certs.is_empty() {
+            return Err(Failure::TlsSettings {
+                reason: "the CA bundle holds no certificate".into(),
+            });
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| Failure::TlsSettings {
+        reason: format!("the CA bundle is not usable ({})", root_cause(&e)),
+    })
 }
 
 /// Resolves names and keeps only the addresses the policy allows. The
@@ -85,12 +113,18 @@ pub enum Failure {
     Dns { detail: String },
     #[error("connection refused")]
     ConnectionRefused { detail: String },
-    #[error("TLS error")]
+    #[error("TLS handshake failed (certificate not trusted or not for this host?)")]
     Tls { detail: String },
     #[error("connection failed")]
     Connection { detail: String },
     #[error("reply larger than {} KiB", .0 / 1024)]
     TooLarge(usize),
+    /// The template's TLS settings, not the server: shown in full.
+    #[error("TLS settings unusable: {reason}")]
+    TlsSettings { reason: String },
+    /// A header the template sets is not a valid HTTP header.
+    #[error("header {name:?} is not a valid HTTP header")]
+    InvalidHeader { name: String },
 }
 
 impl Failure {
@@ -102,7 +136,11 @@ impl Failure {
             | Failure::ConnectionRefused { detail }
             | Failure::Tls { detail }
             | Failure::Connection { detail } => Some(detail),
-            Failure::Denied(_) | Failure::Timeout(_) | Failure::TooLarge(_) => None,
+            Failure::Denied(_)
+            | Failure::Timeout(_)
+            | Failure::TooLarge(_)
+            | Failure::TlsSettings { .. }
+            | Failure::InvalidHeader { .. } => None,
         }
     }
 
@@ -116,6 +154,8 @@ impl Failure {
             Failure::Tls { .. } => "tls",
             Failure::Connection { .. } => "connection",
             Failure::TooLarge(_) => "too_large",
+            Failure::TlsSettings { .. } => "tls_settings",
+            Failure::InvalidHeader { .. } => "invalid_header",
         }
     }
 }
@@ -157,6 +197,11 @@ pub fn classify(error: &reqwest::Error, timeout: Duration) -> Failure {
     if error.is_builder() {
         return Failure::InvalidUrl { detail };
     }
+    // A certificate the trust does not accept, or a failed handshake; the
+    // I/O error around it does not say so in every version.
+    if find::<rustls::Error>(error).is_some() {
+        return Failure::Tls { detail };
+    }
     match find::<std::io::Error>(error).map(std::io::Error::kind) {
         Some(std::io::ErrorKind::ConnectionRefused) => Failure::ConnectionRefused { detail },
         Some(std::io::ErrorKind::TimedOut) => Failure::Timeout(timeout),
@@ -170,6 +215,11 @@ fn find<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Optio
     let mut cause = Some(error);
     while let Some(e) = cause {
         if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        // An io::Error's source() skips the error it wraps (e.g. rustls').
+        let wrapped = e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        if let Some(found) = wrapped.and_then(|inner| find::<T>(inner)) {
             return Some(found);
         }
         cause = e.source();

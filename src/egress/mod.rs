@@ -153,9 +153,35 @@ impl Answer {
     }
 }
 
+/// A template's own TLS trust for one destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsOptions {
+    /// A PEM CA bundle that replaces the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
+}
+
+/// A call with the caller's method, headers and TLS trust.
+#[derive(Clone, Debug)]
+pub struct OutboundRequest {
+    pub url: String,
+    /// `None` is a GET; `Some` a POST of this JSON body.
+    pub body: Option<Vec<u8>>,
+    /// Sent as given. Values may be credentials: they are marked sensitive
+    /// and never reach a message.
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub tls: TlsOptions,
+}
+
+/// Clients with a template's TLS trust, kept for reuse: building one loads
+/// its roots. Bounded: beyond it the cache starts over.
+const TLS_CLIENTS: usize = 32;
+
 /// The one client for tenant calls, with its policy, caps and slots.
 pub struct Egress {
     client: reqwest::Client,
+    tls_clients: std::sync::Mutex<std::collections::HashMap<TlsOptions, reqwest::Client>>,
     policy: Arc<DestinationPolicy>,
     slots: OutboundSlots,
     reflect: bool,
@@ -167,6 +193,7 @@ impl Egress {
         let policy = Arc::new(settings.policy.clone());
         Egress {
             client: client::build(policy.clone()),
+            tls_clients: Default::default(),
             policy,
             slots: OutboundSlots::new(settings.outbound_concurrency, settings.outbound_per_namespace),
             reflect: settings.reflect_response_bodies,
@@ -225,8 +252,64 @@ impl Egress {
         self.send(purpose, url, timeout, |client, url| client.get(url)).await
     }
 
+    /// Makes `request` (a metric query with a template's headers and TLS
+    /// trust) under the same policy and caps as every other call.
+    pub async fn call(&self, purpose: Purpose, request: OutboundRequest) -> Result<Answer, Failure> {
+        let client = self.client_for(&request.tls)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &request.headers {
+            let invalid = || Failure::InvalidHeader { name: name.clone() };
+            let header = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| invalid())?;
+            value.set_sensitive(true);
+            headers.append(header, value);
+        }
+        let body = request.body;
+        self.send_with(&client, purpose, &request.url, request.timeout, |client, url| {
+            let builder = match body {
+                None => client.get(url),
+                Some(body) => client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body),
+            };
+            builder.headers(headers)
+        })
+        .await
+    }
+
+    fn client_for(&self, tls: &TlsOptions) -> Result<reqwest::Client, Failure> {
+        if *tls == TlsOptions::default() {
+            return Ok(self.client.clone());
+        }
+        let mut clients = self
+            .tls_clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(tls) {
+            return Ok(client.clone());
+        }
+        let client = client::build_with_tls(self.policy.clone(), tls)?;
+        if clients.len() >= TLS_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(tls.clone(), client.clone());
+        Ok(client)
+    }
+
     async fn send(
         &self,
+        purpose: Purpose,
+        url: &str,
+        timeout: Duration,
+        request: impl FnOnce(&reqwest::Client, reqwest::Url) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, Failure> {
+        self.send_with(&self.client, purpose, url, timeout, request).await
+    }
+
+    async fn send_with(
+        &self,
+        client: &reqwest::Client,
         purpose: Purpose,
         url: &str,
         timeout: Duration,
@@ -235,7 +318,7 @@ impl Egress {
         let timeout = timeout.min(purpose.timeout_cap());
         let call = async {
             let url = client::check_url(&self.policy, url)?;
-            let mut response = request(&self.client, url)
+            let mut response = request(client, url)
                 .timeout(timeout)
                 .send()
                 .await

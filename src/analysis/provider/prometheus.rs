@@ -3,36 +3,43 @@
 //! under the destination policy and its reply is read only up to a cap.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{MetricProvider, ProviderError};
+use super::{Connection, MetricProvider, ProviderError, ProviderInput, explain_status};
 use crate::egress::{Egress, Purpose};
-
-/// A query that takes longer than this is a provider failure (inconclusive),
-/// not a stalled reconcile.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Prometheus<'a> {
     egress: &'a Egress,
     /// `{address}/api/v1/query`.
     endpoint: reqwest::Url,
+    connection: Connection,
 }
 
 /// One series of an instant vector: its labels and its value.
 pub type Series = (HashMap<String, String>, f64);
 
+/// The registry's constructor: the same provider serves both arms.
+pub fn from_spec(input: ProviderInput<'_>) -> Option<Result<Box<dyn MetricProvider + '_>, ProviderError>> {
+    let spec = input.spec.prometheus.as_ref()?;
+    let provider = Prometheus::new(input.egress, &spec.address, input.connection);
+    Some(provider.map(|p| Box::new(p) as Box<dyn MetricProvider>))
+}
+
 impl<'a> Prometheus<'a> {
-    pub fn new(egress: &'a Egress, address: &str) -> Result<Self, ProviderError> {
+    pub fn new(egress: &'a Egress, address: &str, connection: Connection) -> Result<Self, ProviderError> {
         let endpoint = format!("{}/api/v1/query", address.trim_end_matches('/'));
         let endpoint = reqwest::Url::parse(&endpoint).map_err(|e| ProviderError::Address {
             address: address.into(),
             message: e.to_string(),
         })?;
-        Ok(Prometheus { egress, endpoint })
+        Ok(Prometheus {
+            egress,
+            endpoint,
+            connection,
+        })
     }
 
     async fn vector(&self, query: &str) -> Result<Vec<Series>, ProviderError> {
@@ -42,9 +49,10 @@ impl<'a> Prometheus<'a> {
         };
         let mut url = self.endpoint.clone();
         url.query_pairs_mut().append_pair("query", query);
+        let request = self.connection.request(url.to_string(), None);
         let answer = self
             .egress
-            .get(Purpose::MetricQuery, url.as_str(), QUERY_TIMEOUT)
+            .call(Purpose::MetricQuery, request)
             .await
             .map_err(|e| fail(self.egress.explain(&e)))?;
         parse_reply(answer.code, &answer.body, self.egress.reflects_bodies()).map_err(fail)
@@ -88,11 +96,7 @@ pub fn parse_reply(code: u16, body: &[u8], reflect: bool) -> Result<Vec<Series>,
     let reply = match reply {
         Some(reply) if ok && reply.status == "success" => reply,
         Some(reply) => {
-            let mut message = if ok {
-                "error".to_string()
-            } else {
-                format!("HTTP {code}")
-            };
+            let mut message = if ok { "error".to_string() } else { explain_status(code) };
             if let Some(kind) = reply.error_type {
                 message = format!("{message} ({kind})");
             }
@@ -102,7 +106,7 @@ pub fn parse_reply(code: u16, body: &[u8], reflect: bool) -> Result<Vec<Series>,
             return Err(message);
         }
         None if ok => return Err("the reply is not a Prometheus API answer".into()),
-        None => return Err(format!("HTTP {code}")),
+        None => return Err(explain_status(code)),
     };
     let data = reply.data.ok_or("the reply has no data")?;
     if data.result_type != "vector" {
@@ -206,6 +210,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn refused_credentials_are_named() {
+        assert_eq!(
+            parse_reply(401, b"Unauthorized", false),
+            Err("HTTP 401: the credentials were refused".to_string())
+        );
+        assert_eq!(
+            parse_reply(403, b"{}", false),
+            Err("HTTP 403: the credentials may not read this".to_string())
+        );
+    }
+
     #[tokio::test]
     async fn an_oversize_reply_is_a_query_error() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -233,7 +249,8 @@ mod tests {
             ..Default::default()
         };
         let egress = Egress::new(&settings, Default::default());
-        let prometheus = Prometheus::new(&egress, &format!("http://{addr}")).expect("an address");
+        let prometheus =
+            Prometheus::new(&egress, &format!("http://{addr}"), Connection::default()).expect("an address");
         let error = prometheus.scalar("up").await.expect_err("too large");
         assert!(error.to_string().contains("reply larger than 256 KiB"), "{error}");
     }
