@@ -25,17 +25,22 @@ pub(super) struct Pods {
 /// side above its target as far as availability allows. Unavailable pods
 /// of the shrinking side may go at once: they serve nobody.
 pub(super) fn next_move(pods: Pods, replicas: i32, surge: i32, unavailable: i32, target: i32) -> (i32, i32) {
-    let target = target.clamp(0, replicas);
-    let mut room = (replicas + surge - pods.canary - pods.stable).max(0);
-    let mut grow = |now: i32, wanted: i32| {
+    // In i64: a surge or observed counts near i32::MAX (a hand-edited
+    // Deployment, a huge maxSurge) must not overflow; results are clamped
+    // back into the pods that exist or are wanted.
+    let wide = |n: i32| i64::from(n);
+    let replicas = wide(replicas.max(0));
+    let target = wide(target).clamp(0, replicas);
+    let mut room = (replicas + wide(surge) - wide(pods.canary) - wide(pods.stable)).max(0);
+    let mut grow = |now: i64, wanted: i64| {
         let next = if now < wanted { wanted.min(now + room) } else { now };
         room -= next - now;
         next
     };
-    let canary = grow(pods.canary, target);
-    let stable = grow(pods.stable, replicas - target);
-    let mut spare = (pods.canary_available + pods.stable_available - (replicas - unavailable)).max(0);
-    let mut shrink = |now: i32, available: i32, wanted: i32| {
+    let canary = grow(wide(pods.canary), target);
+    let stable = grow(wide(pods.stable), replicas - target);
+    let mut spare = (wide(pods.canary_available) + wide(pods.stable_available) - (replicas - wide(unavailable))).max(0);
+    let mut shrink = |now: i64, available: i64, wanted: i64| {
         if now <= wanted {
             return now;
         }
@@ -44,9 +49,10 @@ pub(super) fn next_move(pods: Pods, replicas: i32, surge: i32, unavailable: i32,
         spare -= (now - next - idle).max(0);
         next
     };
-    let canary = shrink(canary, pods.canary_available, target);
-    let stable = shrink(stable, pods.stable_available, replicas - target);
-    (canary, stable)
+    let canary = shrink(canary, wide(pods.canary_available), target);
+    let stable = shrink(stable, wide(pods.stable_available), replicas - target);
+    let narrow = |n: i64| i32::try_from(n.clamp(0, i64::from(i32::MAX))).unwrap_or(i32::MAX);
+    (narrow(canary), narrow(stable))
 }
 
 /// Plans the next move toward `target` new pods. Returns true once both
