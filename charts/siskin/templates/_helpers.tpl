@@ -69,6 +69,11 @@ ClusterAnalysisTemplates, which no Role can grant.
 - apiGroups: [siskin.io]
   resources: [analysistemplates{{ if .clusterScoped }}, clusteranalysistemplates{{ end }}]
   verbs: [get]
+# Templates' credentials, read by name only; a Secret without the label
+# siskin.io/analysis-credentials=true is refused after the read.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
