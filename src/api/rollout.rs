@@ -519,6 +519,16 @@ pub struct RolloutAnalysis {
     /// samples, or no conclusion by a step's maximum hold. Never promote.
     #[serde(default)]
     pub on_inconclusive: InconclusivePolicy,
+    /// Measure and show everything, act on nothing: the steps advance on
+    /// their holds as if there were no analysis, and status shows what the
+    /// analysis would have done. For watching a judge before trusting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Metrics (by name) that are measured and shown but never act; the
+    /// others still gate the steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub dry_run_metrics: Vec<String>,
 }
 
 /// An `AnalysisTemplate` (or, with `clusterScope`, a `ClusterAnalysisTemplate`).

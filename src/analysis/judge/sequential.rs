@@ -54,6 +54,41 @@ pub struct SequentialJudge {
     pub quantiles: Vec<f64>,
     /// Stable observations needed before latency edges are fixed.
     pub min_stable_samples: f64,
+    /// The regression that must be caught, and how surely. With it a step
+    /// may also advance once the traffic seen would have caught that
+    /// regression with the stated power and there is no regression evidence,
+    /// which concludes at real error rates (even at zero errors), where
+    /// non-inferiority needs hundreds of thousands of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect: Option<Detect>,
+}
+
+/// The smallest regression a metric must catch, and with what probability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Detect {
+    /// Errors: the canary's error rate as a multiple of stable's (2 = twice
+    /// stable's). Latency: how many times slower (1.2 = 20 % slower) at any
+    /// of the judged quantiles.
+    pub ratio: f64,
+    /// Errors only: an absolute increase of the error rate (0.005 = +0.5
+    /// percentage points). The regression to catch is the larger of
+    /// `ratio × stable` and `stable + increase`, so that at low base rates a
+    /// doubling of noise is not what decides.
+    pub increase: f64,
+    /// The chance of catching that regression before a step advances on
+    /// power (0.95: at most 5 % of such canaries would advance).
+    pub power: f64,
+}
+
+impl Default for Detect {
+    fn default() -> Self {
+        Detect {
+            ratio: 2.0,
+            increase: 0.0,
+            power: 0.95,
+        }
+    }
 }
 
 impl Default for SequentialJudge {
@@ -64,6 +99,7 @@ impl Default for SequentialJudge {
             margin: 0.5,
             quantiles: vec![0.5, 0.9, 0.99],
             min_stable_samples: 100.0,
+            detect: None,
         }
     }
 }

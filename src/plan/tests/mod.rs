@@ -103,6 +103,8 @@ pub fn with_analysis(mut spec: RolloutSpec, policy: InconclusivePolicy) -> Rollo
         }],
         args: vec![],
         on_inconclusive: policy,
+        dry_run: false,
+        dry_run_metrics: vec![],
     });
     spec
 }
