@@ -1,49 +1,27 @@
-//! Benchmarks Siskin's sequential judge against Flagger's threshold loop and
-//! Kayenta's repeated judgement on the same simulated traffic, and against
-//! two-arm SPRT oracles that know the true effect: one testing the null Siskin
-//! tests (the canary's error rate at most `1 + tolerance` times stable's), so
-//! that the gap is the price of not knowing the effect, and one testing
-//! equality. Prints Markdown.
+//! Siskin's default sequential judge alone under 12 h of continuous
+//! monitoring, against two-arm SPRT oracles that know the true effect: one
+//! testing the null Siskin tests (the canary's error rate at most
+//! `1 + tolerance` times stable's), so that the gap is the price of not
+//! knowing the effect, and one testing equality. It measures the judge, not
+//! a rollout: in production a step ends at the judge's first decision (see
+//! `rollout.rs`). Prints Markdown.
 //!
 //! Traffic: 100 req/s whose volume (±50 %), stable error rate (±80 %) and
 //! latency (±10 %) swing together on a daily cycle with a random phase;
 //! lognormal latency (median 100 ms, log-sd 0.5) in buckets growing by 10 %.
-//! Siskin evaluates every 15 s; Flagger checks every minute; Kayenta collects
-//! one value per minute and judges every 5 minutes over the last hour.
+//! Siskin evaluates every 15 s.
 
 use std::thread;
 
-use clap::Parser;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use siskin::analysis::Verdict;
-use siskin::analysis::judge::mann_whitney::Direction;
-use siskin::analysis::judge::{
-    Counts, Histogram, Judge, MannWhitneyJudge, MannWhitneyState, Observation, SequentialJudge, SequentialState,
-    ThresholdJudge, ThresholdState,
-};
+use siskin::analysis::judge::{Judge, SequentialJudge, SequentialState};
 use siskin::analysis::simulation::{Effect, Simulation, Traffic};
-
-#[derive(Parser, Debug)]
-#[command(about = "Simulation benchmark of canary judges (Siskin, Flagger, Kayenta)")]
-struct Args {
-    /// A/A replications; each regression scenario runs a quarter as many.
-    #[arg(long, default_value_t = 2000)]
-    replications: usize,
-    /// Seed of the whole benchmark; a run is reproducible from it.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// A smoke run: 200 replications and a 3 h horizon.
-    #[arg(long)]
-    quick: bool,
-}
 
 const ALPHA: f64 = 0.05;
 const TICK: f64 = 15.0; // Siskin's evaluation interval, seconds
 const WARM_UP: f64 = 600.0; // stable's history before the canary starts
-const FLAGGER_EVERY: usize = 4; // ticks per Flagger check (1 min)
-const KAYENTA_JUDGE_EVERY: usize = 5; // Kayenta points per judgement (5 min)
-const FLAGGER_PROMOTE_AFTER: u32 = 5; // passing checks: maxWeight 50 / stepWeight 10
 
 #[derive(Clone, Copy, PartialEq)]
 enum Metrics {
@@ -70,14 +48,12 @@ struct Scenario {
     until_promotion: bool,
 }
 
-const METHODS: usize = 5;
+const METHODS: usize = 3;
 const SISKIN: usize = 0;
-const FLAGGER: usize = 1;
-const KAYENTA: usize = 2;
 /// The SPRT oracle for Siskin's own null: error ratio `1 + tolerance`.
-const ORACLE: usize = 3;
+const ORACLE: usize = 1;
 /// The SPRT oracle for equality (error ratio 1).
-const ORACLE_EQUALITY: usize = 4;
+const ORACLE_EQUALITY: usize = 2;
 
 /// Requests (both arms) at each method's first abort and first promotion.
 #[derive(Clone, Default)]
@@ -121,99 +97,6 @@ impl Siskin {
     }
 }
 
-/// Flagger: canary-only checks of the last minute, failures accumulate.
-struct Flagger {
-    last: Option<(Counts, Histogram)>,
-    judge: ThresholdJudge,
-    state: ThresholdState,
-    passed: u32,
-}
-
-impl Flagger {
-    fn new() -> Flagger {
-        Flagger {
-            last: None,
-            judge: ThresholdJudge {
-                min: Some(1.0),
-                max: None,
-                failure_limit: 5,
-            },
-            state: ThresholdState::default(),
-            passed: 0,
-        }
-    }
-
-    /// One check; `request-success-rate >= 99` and `request-duration <= 500 ms`.
-    fn check(&mut self, sim: &Simulation, metrics: Metrics) -> Verdict {
-        let (counts, histograms) = sim.cumulative();
-        let now = (counts.canary, histograms.canary.clone());
-        let Some((then_counts, then_histogram)) = self.last.replace(now.clone()) else {
-            return Verdict::Inconclusive;
-        };
-        let window = now.0.since(&then_counts);
-        let success = window.error_ratio().map(|e| 100.0 * (1.0 - e));
-        let p99_ms = now
-            .1
-            .since(&then_histogram)
-            .and_then(|h| h.quantile(0.99))
-            .map(|s| 1000.0 * s);
-        let errors_ok = success.is_some_and(|s| s >= 99.0);
-        let latency_ok = p99_ms.is_some_and(|p| p <= 500.0);
-        let ok = match metrics {
-            Metrics::Errors => errors_ok,
-            Metrics::Latency => latency_ok,
-            Metrics::Both => errors_ok && latency_ok,
-        };
-        let verdict = self
-            .judge
-            .evaluate(&mut self.state, &Observation::Value(if ok { 1.0 } else { 0.0 }));
-        if verdict == Verdict::NonInferior {
-            self.passed += 1;
-        }
-        verdict
-    }
-}
-
-/// Kayenta: one value per minute per metric, judged every five minutes.
-struct Kayenta {
-    errors: Option<(MannWhitneyJudge, MannWhitneyState)>,
-    latency: Option<(MannWhitneyJudge, MannWhitneyState)>,
-}
-
-impl Kayenta {
-    fn new(metrics: Metrics) -> Kayenta {
-        let judge = MannWhitneyJudge {
-            direction: Direction::Increase,
-            max_points: 60,
-            ..MannWhitneyJudge::default()
-        };
-        Kayenta {
-            errors: (metrics != Metrics::Latency).then(|| (judge.clone(), MannWhitneyState::default())),
-            latency: (metrics != Metrics::Errors).then(|| (judge, MannWhitneyState::default())),
-        }
-    }
-
-    /// Adds this minute's values.
-    fn collect(&mut self, sim: &Simulation) {
-        if let Some((judge, state)) = &mut self.errors {
-            judge.record(state, &sim.counts());
-        }
-        if let Some((judge, state)) = &mut self.latency {
-            judge.record(state, &sim.histograms());
-        }
-    }
-
-    /// One judgement; each metric is its own group, so with thresholds
-    /// 95/75 any `High` scores at most 50 and aborts.
-    fn judge(&self) -> Verdict {
-        let verdicts = [&self.errors, &self.latency]
-            .into_iter()
-            .flatten()
-            .map(|(judge, state)| judge.judge(state));
-        Verdict::combine(verdicts)
-    }
-}
-
 fn share_at(share: Share, seconds: f64, horizon: f64) -> f64 {
     match share {
         Share::Fixed(share) => share,
@@ -221,14 +104,12 @@ fn share_at(share: Share, seconds: f64, horizon: f64) -> f64 {
     }
 }
 
-fn run(scenario: &Scenario, seed: u64) -> Outcome {
+fn run_one(scenario: &Scenario, seed: u64) -> Outcome {
     let mut sim = Simulation::new(scenario.traffic.clone(), scenario.effect, seed);
     sim.advance(WARM_UP, 0.0);
     let metrics = scenario.metrics;
-    let (mut siskin, mut flagger, mut kayenta) = (Siskin::new(metrics), Flagger::new(), Kayenta::new(metrics));
+    let mut siskin = Siskin::new(metrics);
     siskin.evaluate(&sim);
-    flagger.check(&sim, metrics);
-    kayenta.collect(&sim);
     let mut outcome = Outcome::default();
     let (mut requests, mut oracle_llr) = (0.0, [0.0; METHODS]);
     // Siskin's error judge tests a ratio of 1 + tolerance; latency is judged
@@ -250,16 +131,6 @@ fn run(scenario: &Scenario, seed: u64) -> Outcome {
                 }
             }
         }
-        if tick.is_multiple_of(FLAGGER_EVERY) {
-            verdicts[FLAGGER] = flagger.check(&sim, metrics);
-            if verdicts[FLAGGER] == Verdict::NonInferior && flagger.passed < FLAGGER_PROMOTE_AFTER {
-                verdicts[FLAGGER] = Verdict::Continue;
-            }
-            kayenta.collect(&sim);
-            if (tick / FLAGGER_EVERY).is_multiple_of(KAYENTA_JUDGE_EVERY) {
-                verdicts[KAYENTA] = kayenta.judge();
-            }
-        }
         for (method, verdict) in verdicts.iter().enumerate() {
             let first = |slot: &mut Option<f64>| *slot = slot.or(Some(requests));
             match verdict {
@@ -270,7 +141,7 @@ fn run(scenario: &Scenario, seed: u64) -> Outcome {
         }
         let decided =
             |m: usize| outcome.abort[m].is_some() || (scenario.until_promotion && outcome.promote[m].is_some());
-        let methods = if scenario.effect == Effect::None { 3 } else { METHODS };
+        let methods = if scenario.effect == Effect::None { 1 } else { METHODS };
         if (0..methods).all(decided) {
             break;
         }
@@ -294,7 +165,7 @@ fn run_all(scenario: &Scenario, id: usize, replications: usize, seed: u64) -> Ve
                 scope.spawn(move || {
                     (t..replications)
                         .step_by(threads)
-                        .map(|r| run(scenario, replication_seed(seed, id, r)))
+                        .map(|r| run_one(scenario, replication_seed(seed, id, r)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -354,12 +225,12 @@ fn summary(values: Vec<Option<f64>>) -> String {
     format!("{} / {} ({:.0} %)", requests(median), requests(p90), 100.0 * reached)
 }
 
-fn main() {
-    let args = Args::parse();
-    let (replications, horizon) = if args.quick {
+/// The whole study: `replications` A/A runs, a quarter as many per effect.
+pub fn run(replications: usize, seed: u64, quick: bool) {
+    let (replications, horizon) = if quick {
         (200, 3.0 * 3600.0)
     } else {
-        (args.replications.max(1), 12.0 * 3600.0)
+        (replications.max(1), 12.0 * 3600.0)
     };
     let per_effect = (replications / 4).max(1);
     let started = std::time::Instant::now();
@@ -387,13 +258,13 @@ fn main() {
         id
     };
 
-    println!("## Judges under simulation\n");
+    println!("## The judge under continuous monitoring\n");
     println!(
         "α = {ALPHA}; {replications} A/A replications, {per_effect} per effect; horizon {:.0} h of traffic \
          (~{:.1}M requests); seed {}.\n",
         horizon / 3600.0,
         horizon * 100.0 / 1e6,
-        args.seed
+        seed
     );
     println!("### A/A false-abort rate under continuous monitoring (95 % Wilson interval)\n");
     println!("Canary share 5 → 10 → 25 → 50 %, diurnal swings; Siskin splits α between metrics.\n");
@@ -420,16 +291,10 @@ fn main() {
         },
     ]
     .iter()
-    .map(|s| run_all(s, next(), replications, args.seed))
+    .map(|s| run_all(s, next(), replications, seed))
     .collect();
-    for (name, method) in [
-        ("Siskin sequential", SISKIN),
-        ("Flagger threshold", FLAGGER),
-        ("Kayenta repeated", KAYENTA),
-    ] {
-        let cells: Vec<String> = aa.iter().map(|o| rate(o, method)).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
+    let cells: Vec<String> = aa.iter().map(|o| rate(o, SISKIN)).collect();
+    println!("| Siskin sequential | {} |", cells.join(" | "));
 
     println!("\n### Requests to abort a regression: median / p90 (share of runs aborted)\n");
     println!("Both arms' requests from the canary's start; ratio = Siskin median / oracle median.");
@@ -437,10 +302,8 @@ fn main() {
     println!("the null Siskin tests (error ratio 1 + tolerance = 1.1; latency tolerance 0 here, so equality);");
     println!("\"equality\" tests error ratio 1.");
     println!("Error scenarios at 100 req/s, latency scenarios at 20 req/s (one evaluation = 300 requests).\n");
-    println!(
-        "| regression | share | Siskin | oracle, same null | ratio | oracle, equality | ratio | Flagger | Kayenta |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| regression | share | Siskin | oracle, same null | ratio | oracle, equality | ratio |");
+    println!("|---|---|---|---|---|---|---|");
     let effects = [
         ("errors 0.1 → 0.2 %", Effect::ErrorRatio(2.0), Metrics::Errors),
         ("errors 0.1 → 0.5 %", Effect::ErrorRatio(5.0), Metrics::Errors),
@@ -468,31 +331,28 @@ fn main() {
                 metrics,
                 ..base.clone()
             };
-            let outcomes = run_all(&scenario, next(), per_effect, args.seed);
+            let outcomes = run_all(&scenario, next(), per_effect, seed);
             let column = |m: usize| outcomes.iter().map(|o| o.abort[m]).collect::<Vec<_>>();
             let ratio = |oracle: usize| match (quantiles(column(SISKIN)).0, quantiles(column(oracle)).0) {
                 (Some(s), Some(o)) => format!("{:.2}", s / o),
                 _ => "–".into(),
             };
             println!(
-                "| {name} | {:.0} % | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {:.0} % | {} | {} | {} | {} | {} |",
                 100.0 * share,
                 summary(column(SISKIN)),
                 summary(column(ORACLE)),
                 ratio(ORACLE),
                 summary(column(ORACLE_EQUALITY)),
-                ratio(ORACLE_EQUALITY),
-                summary(column(FLAGGER)),
-                summary(column(KAYENTA))
+                ratio(ORACLE_EQUALITY)
             );
         }
     }
 
     println!("\n### Requests to promote a healthy canary: median / p90 (share of runs promoted)\n");
-    println!("Siskin needs evidence of non-inferiority (margin 0.5); Flagger promotes after 5 passing");
-    println!("checks and Kayenta at its first passing judgement, whatever the evidence.\n");
-    println!("| share | Siskin errors | Siskin latency | Flagger | Kayenta |");
-    println!("|---|---|---|---|---|");
+    println!("Siskin needs evidence of non-inferiority (margin 0.5).\n");
+    println!("| share | Siskin errors | Siskin latency |");
+    println!("|---|---|---|");
     for share in [0.05, 0.5] {
         let promote = |metrics, traffic: Traffic| {
             let scenario = Scenario {
@@ -506,25 +366,23 @@ fn main() {
                 &scenario,
                 1000 + (share * 100.0) as usize + metrics as usize,
                 per_effect,
-                args.seed,
+                seed,
             )
         };
         let errors = promote(Metrics::Errors, errors_only.clone());
         let latency = promote(Metrics::Latency, Traffic::default());
         let column = |o: &[Outcome], m: usize| o.iter().map(|o| o.promote[m]).collect::<Vec<_>>();
         println!(
-            "| {:.0} % | {} | {} | {} | {} |",
+            "| {:.0} % | {} | {} |",
             100.0 * share,
             summary(column(&errors, SISKIN)),
-            summary(column(&latency, SISKIN)),
-            summary(column(&errors, FLAGGER)),
-            summary(column(&errors, KAYENTA))
+            summary(column(&latency, SISKIN))
         );
     }
-    let flags = if args.quick {
-        "--quick".to_string()
+    let flags = if quick {
+        "--continuous --quick".to_string()
     } else {
-        format!("--replications {replications}")
+        format!("--continuous --replications {replications}")
     };
     println!(
         "\nFinished in {:.0} s. Reproduce with:\n",
@@ -532,6 +390,6 @@ fn main() {
     );
     println!(
         "    cargo run --release --bin siskin-bench-judges -- {flags} --seed {}",
-        args.seed
+        seed
     );
 }

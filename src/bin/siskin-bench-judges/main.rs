@@ -1,0 +1,167 @@
+//! Benchmarks canary analysis on simulated services as it runs in
+//! production: Siskin (the shipped Traefik templates' sequential judges),
+//! Flagger's threshold loop and Kayenta's judgement each drive their own
+//! rollout through canary steps of 10, 25 and 50 % and stop at their own
+//! promotion, abort or pause. Prints Markdown.
+//!
+//! Services: 20, 100 or 500 req/s; stable erring 0, 0.01, 0.1 or 1 %;
+//! lognormal latency with median 20 ms and p99 80 ms, published in
+//! Traefik's buckets as the sandbox configures them (and, for the latency
+//! table, in Prometheus' and Istio's default buckets and a fine reference
+//! grid). Siskin evaluates every 15 s and holds each step 1 to 5 minutes;
+//! Flagger checks every minute; Kayenta judges once per 5-minute step.
+//!
+//! `--continuous` runs the earlier study instead: Siskin's default judge
+//! under 12 h of continuous monitoring against SPRT oracles.
+
+mod continuous;
+mod grid;
+mod rollout;
+
+use clap::Parser;
+use serde::Deserialize;
+use siskin::analysis::simulation::BucketLayout;
+use siskin::api::ClusterAnalysisTemplate;
+
+use grid::{Bench, Change, Service};
+use rollout::{Judges, MAX_HOLD, MIN_HOLD, Reads, STEPS};
+
+#[derive(Parser, Debug)]
+#[command(about = "Simulation benchmark of canary analysis (Siskin, Flagger, Kayenta)")]
+struct Args {
+    /// Rollouts per method, service and change.
+    #[arg(long, default_value_t = 1000)]
+    replications: usize,
+    /// Seed of the whole benchmark; a run is reproducible from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// A smoke run: 100 replications.
+    #[arg(long)]
+    quick: bool,
+    /// The 12 h continuous-monitoring study of the judge against oracles.
+    #[arg(long)]
+    continuous: bool,
+}
+
+/// The templates users apply for a Gateway API canary behind Traefik.
+const TEMPLATES: &str = include_str!("../../../analysis-templates/traefik-gateway-api.yaml");
+
+/// The shipped templates' judges, alpha split over their metrics as the
+/// controller splits it (src/controller/analysis.rs).
+fn shipped_judges() -> Result<Judges, String> {
+    let mut metrics = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(TEMPLATES) {
+        let template = ClusterAnalysisTemplate::deserialize(document).map_err(|e| e.to_string())?;
+        for metric in template.spec.template.metrics {
+            let reads = match (&metric.counts, &metric.histogram) {
+                (Some(_), _) => Reads::Counts,
+                (_, Some(_)) => Reads::Histogram,
+                _ => return Err(format!("metric {} reads neither counts nor a histogram", metric.name)),
+            };
+            metrics.push((metric.judge, reads));
+        }
+    }
+    let count = metrics.len();
+    Ok(metrics
+        .into_iter()
+        .map(|(judge, reads)| (judge.split_alpha(count), reads))
+        .collect())
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.continuous {
+        continuous::run(args.replications, args.seed, args.quick);
+        return;
+    }
+    let judges = match shipped_judges() {
+        Ok(judges) => judges,
+        Err(e) => {
+            eprintln!("analysis-templates/traefik-gateway-api.yaml: {e}");
+            std::process::exit(1);
+        }
+    };
+    let replications = if args.quick { 100 } else { args.replications.max(1) };
+    let started = std::time::Instant::now();
+    let mut bench = Bench::new(judges.clone(), replications, args.seed);
+
+    println!("## Promotion on real services\n");
+    println!(
+        "{replications} rollouts per method, service and change; seed {}. Steps {} % of traffic, \
+         Siskin holding each {:.0}–{:.0} min. Siskin's judges, from \
+         analysis-templates/traefik-gateway-api.yaml, alpha split over {} metrics:\n",
+        args.seed,
+        STEPS.map(|s| format!("{:.0}", 100.0 * s)).join("/"),
+        MIN_HOLD / 60.0,
+        MAX_HOLD / 60.0,
+        judges.len()
+    );
+    for (judge, reads) in &judges {
+        println!("- {reads:?}: `{}`", serde_json::to_string(judge).unwrap_or_default());
+    }
+    println!();
+    let mut services = Vec::new();
+    for error_rate in [0.0, 0.0001, 0.001, 0.01] {
+        for requests_per_second in [20.0, 100.0, 500.0] {
+            let label = format!("{} % errors, {requests_per_second:.0} req/s", 100.0 * error_rate);
+            let service = Service {
+                error_rate,
+                requests_per_second,
+                layout: BucketLayout::Traefik,
+            };
+            services.push((label, service));
+        }
+    }
+    println!("### Healthy canaries: promoted · median time to promote · falsely aborted\n");
+    println!("The rest paused (Siskin: no `NonInferior` within a step's maximum hold).\n");
+    bench.table(&services, Change::Healthy);
+    let regressions = [
+        Change::Errors,
+        Change::ErrorsTenfold,
+        Change::Slower(1.2),
+        Change::Slower(1.5),
+        Change::SlowerTail(1.2),
+    ];
+    for change in regressions {
+        println!("### {}: aborted · shipped\n", change.name());
+        println!("The rest paused.\n");
+        bench.table(&services, change);
+    }
+
+    println!("## Latency regressions by bucket layout\n");
+    println!("Stable errs 0.1 %; cells as above.\n");
+    let mut layouts = Vec::new();
+    for layout in BucketLayout::ALL {
+        for requests_per_second in [20.0, 100.0, 500.0] {
+            let label = format!("{}, {requests_per_second:.0} req/s", layout.name());
+            let service = Service {
+                error_rate: 0.001,
+                requests_per_second,
+                layout,
+            };
+            layouts.push((label, service));
+        }
+    }
+    for change in [
+        Change::Healthy,
+        Change::Slower(1.2),
+        Change::Slower(1.5),
+        Change::SlowerTail(1.2),
+    ] {
+        println!("### {}\n", change.name());
+        bench.table(&layouts, change);
+    }
+    let flags = if args.quick {
+        "--quick".to_string()
+    } else {
+        format!("--replications {}", bench.replications())
+    };
+    println!(
+        "Finished in {:.0} s. Reproduce with:\n",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "    cargo run --release --bin siskin-bench-judges -- {flags} --seed {}",
+        args.seed
+    );
+}
