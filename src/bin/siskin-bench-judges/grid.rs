@@ -74,7 +74,8 @@ impl Change {
 pub struct Summary {
     pub runs: usize,
     pub aborted: usize,
-    pub paused: usize,
+    /// Pauses per step: at the maximum hold, and inconclusive.
+    pub paused: [[usize; 2]; rollout::STEPS.len()],
     /// Seconds to promotion, one per promoted rollout.
     pub promoted: Vec<f64>,
 }
@@ -85,7 +86,7 @@ impl Summary {
         match ending {
             Ending::Promoted(seconds) => self.promoted.push(seconds),
             Ending::Aborted(_) => self.aborted += 1,
-            Ending::Paused(_) => self.paused += 1,
+            Ending::Paused { step, inconclusive, .. } => self.paused[step][usize::from(inconclusive)] += 1,
         }
     }
 
@@ -99,6 +100,16 @@ impl Summary {
 
     pub fn aborted_share(&self) -> f64 {
         self.share(self.aborted)
+    }
+
+    fn merge(&mut self, other: &Summary) {
+        self.runs += other.runs;
+        self.aborted += other.aborted;
+        self.promoted.extend(&other.promoted);
+        for (mine, theirs) in self.paused.iter_mut().zip(other.paused) {
+            mine[0] += theirs[0];
+            mine[1] += theirs[1];
+        }
     }
 
     pub fn median_minutes_to_promote(&self) -> Option<f64> {
@@ -178,6 +189,27 @@ impl Bench {
         })
     }
 
+    /// Siskin's rollouts over `rows` with `change`, pooled.
+    pub fn siskin_pooled(&mut self, rows: &[(String, Service)], change: Change) -> Summary {
+        let mut pooled = Summary::default();
+        for (_, service) in rows.iter().filter(|(_, s)| change.applies(*s)) {
+            pooled.merge(self.summary(*service, change, Method::Siskin));
+        }
+        pooled
+    }
+
+    /// The rows where Siskin aborted fewer than 95 % of `change`.
+    pub fn siskin_misses(&mut self, rows: &[(String, Service)], change: Change) -> Vec<String> {
+        let mut misses = Vec::new();
+        for (label, service) in rows.iter().filter(|(_, s)| change.applies(*s)) {
+            let summary = self.summary(*service, change, Method::Siskin);
+            if summary.aborted_share() < 95.0 {
+                misses.push(format!("{label} ({})", percent(summary.aborted_share())));
+            }
+        }
+        misses
+    }
+
     /// One table: a row per service, a column per method.
     pub fn table(&mut self, rows: &[(String, Service)], change: Change) {
         let methods = Method::ALL;
@@ -198,7 +230,7 @@ impl Bench {
     }
 }
 
-fn percent(share: f64) -> String {
+pub fn percent(share: f64) -> String {
     if share == 0.0 || share == 100.0 {
         format!("{share:.0} %")
     } else {

@@ -23,14 +23,14 @@ use serde::Deserialize;
 use siskin::analysis::simulation::BucketLayout;
 use siskin::api::ClusterAnalysisTemplate;
 
-use grid::{Bench, Change, Service};
+use grid::{Bench, Change, Service, percent};
 use rollout::{Judges, MAX_HOLD, MIN_HOLD, Reads, STEPS};
 
 #[derive(Parser, Debug)]
 #[command(about = "Simulation benchmark of canary analysis (Siskin, Flagger, Kayenta)")]
 struct Args {
     /// Rollouts per method, service and change.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 4000)]
     replications: usize,
     /// Seed of the whole benchmark; a run is reproducible from it.
     #[arg(long, default_value_t = 1)]
@@ -127,6 +127,30 @@ fn main() {
         println!("The rest paused.\n");
         bench.table(&services, change);
     }
+    println!("### Where Siskin falls short, and what its status says\n");
+    for change in regressions {
+        let misses = bench.siskin_misses(&services, change);
+        let verdict = if misses.is_empty() {
+            "aborted ≥ 95 % in every row".to_string()
+        } else {
+            format!("aborted < 95 % in {}", misses.join(", "))
+        };
+        println!("- {}: {verdict}.", change.name());
+    }
+    println!();
+    println!("Siskin's pauses, share of its rollouts over every service above, by step; its status says");
+    println!("\"no conclusive analysis within the maximum hold\" unless counted as inconclusive (no data):\n");
+    let steps: Vec<String> = STEPS.iter().map(|s| format!("at {:.0} %", 100.0 * s)).collect();
+    println!("| change | {} | inconclusive |", steps.join(" | "));
+    println!("|---|{}---|", "---|".repeat(STEPS.len()));
+    for change in [Change::Healthy].into_iter().chain(regressions) {
+        let pooled = bench.siskin_pooled(&services, change);
+        let share = |k: usize| percent(100.0 * k as f64 / pooled.runs.max(1) as f64);
+        let at_max: Vec<String> = pooled.paused.iter().map(|[at_max, _]| share(*at_max)).collect();
+        let inconclusive = share(pooled.paused.iter().map(|[_, k]| k).sum());
+        println!("| {} | {} | {inconclusive} |", change.name(), at_max.join(" | "));
+    }
+    println!();
 
     println!("## Latency regressions by bucket layout\n");
     println!("Stable errs 0.1 %; cells as above.\n");

@@ -32,9 +32,14 @@ const LIMIT: f64 = 3600.0;
 pub enum Ending {
     Promoted(f64),
     Aborted(f64),
-    /// Siskin: no `NonInferior` within a step's maximum hold, or an
-    /// analysis that stayed inconclusive; the Rollout waits for a human.
-    Paused(f64),
+    /// The Rollout waits for a human at `step` (0 = the first). Siskin's
+    /// status says "no conclusive analysis within the maximum hold", or,
+    /// when `inconclusive`, that the analysis is inconclusive (no data).
+    Paused {
+        seconds: f64,
+        step: usize,
+        inconclusive: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,7 +88,10 @@ enum Decision {
     Wait,
     Advance,
     Abort,
+    /// No conclusion within the maximum hold.
     Pause,
+    /// An analysis without data past the grace.
+    PauseInconclusive,
 }
 
 /// One method's side of the rollout: how often it looks, where traffic
@@ -118,9 +126,15 @@ pub fn run(method: Method, judges: &Judges, traffic: &Traffic, effect: Effect, s
         let every = gate.interval();
         sim.advance_shares(every, gate.shares(STEPS[step]));
         now += every;
+        let paused = |inconclusive| Ending::Paused {
+            seconds: now,
+            step,
+            inconclusive,
+        };
         match gate.decide(&sim, now - entered) {
             Decision::Wait if now < LIMIT => {}
-            Decision::Wait | Decision::Pause => return Ending::Paused(now),
+            Decision::Wait | Decision::Pause => return paused(false),
+            Decision::PauseInconclusive => return paused(true),
             Decision::Abort => return Ending::Aborted(now),
             Decision::Advance => {
                 step += 1;
@@ -198,7 +212,7 @@ impl Gate for Siskin {
             Verdict::Regression => Decision::Abort,
             _ if held < MIN_HOLD => Decision::Wait,
             Verdict::NonInferior => Decision::Advance,
-            Verdict::Inconclusive => Decision::Pause,
+            Verdict::Inconclusive => Decision::PauseInconclusive,
             Verdict::Continue if held >= MAX_HOLD => Decision::Pause,
             Verdict::Continue => Decision::Wait,
         }
@@ -322,7 +336,8 @@ impl Gate for Kayenta {
         match Verdict::combine(judgements) {
             Verdict::Regression => Decision::Abort,
             Verdict::NonInferior => Decision::Advance,
-            Verdict::Continue | Verdict::Inconclusive => Decision::Pause,
+            Verdict::Continue => Decision::Pause,
+            Verdict::Inconclusive => Decision::PauseInconclusive,
         }
     }
 }
