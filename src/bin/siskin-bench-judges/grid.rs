@@ -230,11 +230,14 @@ impl Bench {
     }
 }
 
+/// A share in percent; never rounded onto 0 or 100 when it is not.
 pub fn percent(share: f64) -> String {
-    if share == 0.0 || share == 100.0 {
-        format!("{share:.0} %")
-    } else {
-        format!("{share:.1} %")
+    let shown = format!("{share:.1}");
+    match share {
+        0.0 | 100.0 => format!("{share:.0} %"),
+        _ if shown == "0.0" => "< 0.1 %".into(),
+        _ if shown == "100.0" => "> 99.9 %".into(),
+        _ => format!("{shown} %"),
     }
 }
 
