@@ -147,10 +147,6 @@ impl Bench {
         }
     }
 
-    pub fn replications(&self) -> usize {
-        self.replications
-    }
-
     /// Every method meets the same traffic in replication `r`: the seed
     /// depends on the service, the change and `r`, not on the method.
     pub fn summary(&mut self, service: Service, change: Change, method: Method) -> &Summary {

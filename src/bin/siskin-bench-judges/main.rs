@@ -68,6 +68,99 @@ fn shipped_judges() -> Result<Judges, String> {
         .collect())
 }
 
+/// The regressions of the promotion table.
+const REGRESSIONS: [Change; 5] = [
+    Change::Errors,
+    Change::ErrorsTenfold,
+    Change::Slower(1.2),
+    Change::Slower(1.5),
+    Change::SlowerTail(1.2),
+];
+
+/// The grid of the promotion table: every error rate and traffic level,
+/// latency in Traefik's buckets.
+fn services() -> Vec<(String, Service)> {
+    let mut services = Vec::new();
+    for error_rate in [0.0, 0.0001, 0.001, 0.01] {
+        for requests_per_second in [20.0, 100.0, 500.0] {
+            let label = format!("{} % errors, {requests_per_second:.0} req/s", 100.0 * error_rate);
+            let service = Service {
+                error_rate,
+                requests_per_second,
+                layout: BucketLayout::Traefik,
+            };
+            services.push((label, service));
+        }
+    }
+    services
+}
+
+fn promotion_tables(bench: &mut Bench, services: &[(String, Service)]) {
+    println!("### Healthy canaries: promoted · median time to promote · falsely aborted\n");
+    println!("The rest paused (Siskin: no `NonInferior` within a step's maximum hold).\n");
+    bench.table(services, Change::Healthy);
+    for change in REGRESSIONS {
+        println!("### {}: aborted · shipped\n", change.name());
+        println!("The rest paused.\n");
+        bench.table(services, change);
+    }
+}
+
+/// Where Siskin aborts under 95 %, and where and why it paused.
+fn shortfalls(bench: &mut Bench, services: &[(String, Service)]) {
+    println!("### Where Siskin falls short, and what its status says\n");
+    for change in REGRESSIONS {
+        let misses = bench.siskin_misses(services, change);
+        let verdict = if misses.is_empty() {
+            "aborted ≥ 95 % in every row".to_string()
+        } else {
+            format!("aborted < 95 % in {}", misses.join(", "))
+        };
+        println!("- {}: {verdict}.", change.name());
+    }
+    println!();
+    println!("Siskin's pauses, share of its rollouts over every service above, by step; its status says");
+    println!("\"no conclusive analysis within the maximum hold\" unless counted as inconclusive (no data):\n");
+    let steps: Vec<String> = STEPS.iter().map(|s| format!("at {:.0} %", 100.0 * s)).collect();
+    println!("| change | {} | inconclusive |", steps.join(" | "));
+    println!("|---|{}---|", "---|".repeat(STEPS.len()));
+    for change in [Change::Healthy].into_iter().chain(REGRESSIONS) {
+        let pooled = bench.siskin_pooled(services, change);
+        let share = |k: usize| percent(100.0 * k as f64 / pooled.runs.max(1) as f64);
+        let at_max: Vec<String> = pooled.paused.iter().map(|[at_max, _]| share(*at_max)).collect();
+        let inconclusive = share(pooled.paused.iter().map(|[_, k]| k).sum());
+        println!("| {} | {} | {inconclusive} |", change.name(), at_max.join(" | "));
+    }
+    println!();
+}
+
+/// The latency changes on every bucket layout, stable erring 0.1 %.
+fn layout_tables(bench: &mut Bench) {
+    println!("## Latency regressions by bucket layout\n");
+    println!("Stable errs 0.1 %; cells as above.\n");
+    let mut layouts = Vec::new();
+    for layout in BucketLayout::ALL {
+        for requests_per_second in [20.0, 100.0, 500.0] {
+            let label = format!("{}, {requests_per_second:.0} req/s", layout.name());
+            let service = Service {
+                error_rate: 0.001,
+                requests_per_second,
+                layout,
+            };
+            layouts.push((label, service));
+        }
+    }
+    for change in [
+        Change::Healthy,
+        Change::Slower(1.2),
+        Change::Slower(1.5),
+        Change::SlowerTail(1.2),
+    ] {
+        println!("### {}\n", change.name());
+        bench.table(&layouts, change);
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if args.continuous {
@@ -100,85 +193,14 @@ fn main() {
         println!("- {reads:?}: `{}`", serde_json::to_string(judge).unwrap_or_default());
     }
     println!();
-    let mut services = Vec::new();
-    for error_rate in [0.0, 0.0001, 0.001, 0.01] {
-        for requests_per_second in [20.0, 100.0, 500.0] {
-            let label = format!("{} % errors, {requests_per_second:.0} req/s", 100.0 * error_rate);
-            let service = Service {
-                error_rate,
-                requests_per_second,
-                layout: BucketLayout::Traefik,
-            };
-            services.push((label, service));
-        }
-    }
-    println!("### Healthy canaries: promoted · median time to promote · falsely aborted\n");
-    println!("The rest paused (Siskin: no `NonInferior` within a step's maximum hold).\n");
-    bench.table(&services, Change::Healthy);
-    let regressions = [
-        Change::Errors,
-        Change::ErrorsTenfold,
-        Change::Slower(1.2),
-        Change::Slower(1.5),
-        Change::SlowerTail(1.2),
-    ];
-    for change in regressions {
-        println!("### {}: aborted · shipped\n", change.name());
-        println!("The rest paused.\n");
-        bench.table(&services, change);
-    }
-    println!("### Where Siskin falls short, and what its status says\n");
-    for change in regressions {
-        let misses = bench.siskin_misses(&services, change);
-        let verdict = if misses.is_empty() {
-            "aborted ≥ 95 % in every row".to_string()
-        } else {
-            format!("aborted < 95 % in {}", misses.join(", "))
-        };
-        println!("- {}: {verdict}.", change.name());
-    }
-    println!();
-    println!("Siskin's pauses, share of its rollouts over every service above, by step; its status says");
-    println!("\"no conclusive analysis within the maximum hold\" unless counted as inconclusive (no data):\n");
-    let steps: Vec<String> = STEPS.iter().map(|s| format!("at {:.0} %", 100.0 * s)).collect();
-    println!("| change | {} | inconclusive |", steps.join(" | "));
-    println!("|---|{}---|", "---|".repeat(STEPS.len()));
-    for change in [Change::Healthy].into_iter().chain(regressions) {
-        let pooled = bench.siskin_pooled(&services, change);
-        let share = |k: usize| percent(100.0 * k as f64 / pooled.runs.max(1) as f64);
-        let at_max: Vec<String> = pooled.paused.iter().map(|[at_max, _]| share(*at_max)).collect();
-        let inconclusive = share(pooled.paused.iter().map(|[_, k]| k).sum());
-        println!("| {} | {} | {inconclusive} |", change.name(), at_max.join(" | "));
-    }
-    println!();
-
-    println!("## Latency regressions by bucket layout\n");
-    println!("Stable errs 0.1 %; cells as above.\n");
-    let mut layouts = Vec::new();
-    for layout in BucketLayout::ALL {
-        for requests_per_second in [20.0, 100.0, 500.0] {
-            let label = format!("{}, {requests_per_second:.0} req/s", layout.name());
-            let service = Service {
-                error_rate: 0.001,
-                requests_per_second,
-                layout,
-            };
-            layouts.push((label, service));
-        }
-    }
-    for change in [
-        Change::Healthy,
-        Change::Slower(1.2),
-        Change::Slower(1.5),
-        Change::SlowerTail(1.2),
-    ] {
-        println!("### {}\n", change.name());
-        bench.table(&layouts, change);
-    }
+    let services = services();
+    promotion_tables(&mut bench, &services);
+    shortfalls(&mut bench, &services);
+    layout_tables(&mut bench);
     let flags = if args.quick {
         "--quick".to_string()
     } else {
-        format!("--replications {}", bench.replications())
+        format!("--replications {replications}")
     };
     println!(
         "Finished in {:.0} s. Reproduce with:\n",
