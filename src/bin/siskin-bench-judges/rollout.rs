@@ -341,3 +341,105 @@ impl Gate for Kayenta {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use siskin::analysis::simulation::BucketLayout;
+
+    use super::*;
+
+    fn service(requests_per_second: f64, error_rate: f64) -> Traffic {
+        Traffic::service(requests_per_second, error_rate, BucketLayout::Traefik)
+    }
+
+    fn judges() -> Judges {
+        crate::shipped_judges().expect("the shipped templates deserialize")
+    }
+
+    #[test]
+    fn the_shipped_templates_give_an_error_and_a_latency_judge_sharing_alpha() {
+        let judges = judges();
+        let reads: Vec<Reads> = judges.iter().map(|(_, reads)| *reads).collect();
+        assert_eq!(reads, [Reads::Counts, Reads::Histogram]);
+        for (judge, _) in &judges {
+            let JudgeSpec::Sequential(judge) = judge else {
+                panic!("the shipped templates use the sequential judge");
+            };
+            assert!((judge.alpha - 0.025).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn flagger_promotes_a_healthy_canary_after_one_passing_check_per_step() {
+        let ending = run(
+            Method::Flagger { threshold: 1 },
+            &judges(),
+            &service(100.0, 0.0),
+            Effect::None,
+            1,
+        );
+        assert_eq!(ending, Ending::Promoted(3.0 * MINUTE));
+    }
+
+    #[test]
+    fn flagger_rolls_back_at_its_threshold_of_failed_checks() {
+        let failing = Effect::ErrorRatio(50.0); // 5 % errors: every check fails
+        let traffic = service(100.0, 0.001);
+        for threshold in [1, 5] {
+            let ending = run(Method::Flagger { threshold }, &judges(), &traffic, failing, 1);
+            assert_eq!(ending, Ending::Aborted(f64::from(threshold) * MINUTE));
+        }
+    }
+
+    #[test]
+    fn siskin_holds_each_step_at_least_its_minimum() {
+        // Plenty of errors in stable: non-inferiority comes within seconds,
+        // and each step still waits its minute.
+        let ending = run(Method::Siskin, &judges(), &service(500.0, 0.01), Effect::None, 1);
+        let Ending::Promoted(seconds) = ending else {
+            panic!("a healthy canary at 1 % errors and 500 req/s was not promoted: {ending:?}");
+        };
+        assert!(seconds >= STEPS.len() as f64 * MIN_HOLD, "{seconds}");
+    }
+
+    #[test]
+    fn siskin_pauses_without_a_conclusion_at_the_maximum_hold() {
+        // No errors at all: nothing tells the canary non-inferior.
+        let ending = run(Method::Siskin, &judges(), &service(20.0, 0.0), Effect::None, 1);
+        let paused = Ending::Paused {
+            seconds: MAX_HOLD,
+            step: 0,
+            inconclusive: false,
+        };
+        assert_eq!(ending, paused);
+    }
+
+    #[test]
+    fn siskin_aborts_a_regression_before_the_minimum_hold() {
+        let ending = run(
+            Method::Siskin,
+            &judges(),
+            &service(500.0, 0.001),
+            Effect::ErrorRatio(20.0),
+            1,
+        );
+        assert!(
+            matches!(ending, Ending::Aborted(seconds) if seconds < MIN_HOLD),
+            "{ending:?}"
+        );
+    }
+
+    #[test]
+    fn kayenta_judges_once_per_five_minute_step() {
+        for baseline in [false, true] {
+            let ending = run(
+                Method::Kayenta { baseline },
+                &judges(),
+                &service(100.0, 0.001),
+                Effect::None,
+                1,
+            );
+            assert_eq!(ending, Ending::Promoted(STEPS.len() as f64 * MAX_HOLD));
+        }
+    }
+}
