@@ -225,6 +225,144 @@ fn summary(values: Vec<Option<f64>>) -> String {
     format!("{} / {} ({:.0} %)", requests(median), requests(p90), 100.0 * reached)
 }
 
+/// The scenarios of the study and what they share.
+struct Study {
+    base: Scenario,
+    errors_only: Traffic,
+    /// Latency regressions show within a few hundred requests: at 20 req/s
+    /// one evaluation is 300 requests, fine enough to resolve them.
+    slow_traffic: Traffic,
+    replications: usize,
+    per_effect: usize,
+    seed: u64,
+    /// The last scenario id handed out; ids seed the replications.
+    id: usize,
+}
+
+impl Study {
+    fn next(&mut self) -> usize {
+        self.id += 1;
+        self.id
+    }
+
+    fn aa_table(&mut self) {
+        println!("### A/A false-abort rate under continuous monitoring (95 % Wilson interval)\n");
+        println!("Canary share 5 → 10 → 25 → 50 %, diurnal swings; Siskin splits α between metrics.\n");
+        println!("| judge | errors (stable 0.1 %) | latency | errors + latency | errors (stable 0.8 %) |");
+        println!("|---|---|---|---|---|");
+        let base = &self.base;
+        let scenarios = [
+            Scenario {
+                metrics: Metrics::Errors,
+                traffic: self.errors_only.clone(),
+                ..base.clone()
+            },
+            Scenario {
+                metrics: Metrics::Latency,
+                ..base.clone()
+            },
+            base.clone(),
+            Scenario {
+                metrics: Metrics::Errors,
+                traffic: Traffic {
+                    error_rate: 0.008,
+                    ..self.errors_only.clone()
+                },
+                ..base.clone()
+            },
+        ];
+        let cells: Vec<String> = scenarios
+            .iter()
+            .map(|s| rate(&run_all(s, self.next(), self.replications, self.seed), SISKIN))
+            .collect();
+        println!("| Siskin sequential | {} |", cells.join(" | "));
+    }
+
+    fn abort_table(&mut self) {
+        println!("\n### Requests to abort a regression: median / p90 (share of runs aborted)\n");
+        println!("Both arms' requests from the canary's start; ratio = Siskin median / oracle median.");
+        println!("Oracles: power-one SPRTs (threshold ln 1/α) that know the true effect. \"Same null\" tests");
+        println!("the null Siskin tests (error ratio 1 + tolerance = 1.1; latency tolerance 0 here, so equality);");
+        println!("\"equality\" tests error ratio 1.");
+        println!("Error scenarios at 100 req/s, latency scenarios at 20 req/s (one evaluation = 300 requests).\n");
+        println!("| regression | share | Siskin | oracle, same null | ratio | oracle, equality | ratio |");
+        println!("|---|---|---|---|---|---|---|");
+        let effects = [
+            ("errors 0.1 → 0.2 %", Effect::ErrorRatio(2.0), Metrics::Errors),
+            ("errors 0.1 → 0.5 %", Effect::ErrorRatio(5.0), Metrics::Errors),
+            ("errors 0.1 → 1 %", Effect::ErrorRatio(10.0), Metrics::Errors),
+            ("latency ×1.1", Effect::LatencyScale(1.1), Metrics::Latency),
+            ("latency ×1.25", Effect::LatencyScale(1.25), Metrics::Latency),
+            ("latency ×1.5", Effect::LatencyScale(1.5), Metrics::Latency),
+            (
+                "p99 +25 % (tail only)",
+                Effect::slow_tail_for_p99(0.25, 3.0, 0.5),
+                Metrics::Latency,
+            ),
+        ];
+        for (name, effect, metrics) in effects {
+            for share in [0.05, 0.5] {
+                let traffic = if metrics == Metrics::Errors {
+                    self.errors_only.clone()
+                } else {
+                    self.slow_traffic.clone()
+                };
+                let scenario = Scenario {
+                    traffic,
+                    effect,
+                    share: Share::Fixed(share),
+                    metrics,
+                    ..self.base.clone()
+                };
+                let outcomes = run_all(&scenario, self.next(), self.per_effect, self.seed);
+                let column = |m: usize| outcomes.iter().map(|o| o.abort[m]).collect::<Vec<_>>();
+                let ratio = |oracle: usize| match (quantiles(column(SISKIN)).0, quantiles(column(oracle)).0) {
+                    (Some(s), Some(o)) => format!("{:.2}", s / o),
+                    _ => "–".into(),
+                };
+                println!(
+                    "| {name} | {:.0} % | {} | {} | {} | {} | {} |",
+                    100.0 * share,
+                    summary(column(SISKIN)),
+                    summary(column(ORACLE)),
+                    ratio(ORACLE),
+                    summary(column(ORACLE_EQUALITY)),
+                    ratio(ORACLE_EQUALITY)
+                );
+            }
+        }
+    }
+
+    fn promote_table(&self) {
+        println!("\n### Requests to promote a healthy canary: median / p90 (share of runs promoted)\n");
+        println!("Siskin needs evidence of non-inferiority (margin 0.5).\n");
+        println!("| share | Siskin errors | Siskin latency |");
+        println!("|---|---|---|");
+        for share in [0.05, 0.5] {
+            let promote = |metrics, traffic: Traffic| {
+                let scenario = Scenario {
+                    traffic,
+                    share: Share::Fixed(share),
+                    metrics,
+                    until_promotion: true,
+                    ..self.base.clone()
+                };
+                let id = 1000 + (share * 100.0) as usize + metrics as usize;
+                run_all(&scenario, id, self.per_effect, self.seed)
+            };
+            let errors = promote(Metrics::Errors, self.errors_only.clone());
+            let latency = promote(Metrics::Latency, Traffic::default());
+            let column = |o: &[Outcome], m: usize| o.iter().map(|o| o.promote[m]).collect::<Vec<_>>();
+            println!(
+                "| {:.0} % | {} | {} |",
+                100.0 * share,
+                summary(column(&errors, SISKIN)),
+                summary(column(&latency, SISKIN))
+            );
+        }
+    }
+}
+
 /// The whole study: `replications` A/A runs, a quarter as many per effect.
 pub fn run(replications: usize, seed: u64, quick: bool) {
     let (replications, horizon) = if quick {
@@ -232,153 +370,40 @@ pub fn run(replications: usize, seed: u64, quick: bool) {
     } else {
         (replications.max(1), 12.0 * 3600.0)
     };
-    let per_effect = (replications / 4).max(1);
     let started = std::time::Instant::now();
-    let base = Scenario {
-        traffic: Traffic::default(),
-        effect: Effect::None,
-        share: Share::Steps,
-        metrics: Metrics::Both,
-        horizon,
-        until_promotion: false,
+    let mut study = Study {
+        base: Scenario {
+            traffic: Traffic::default(),
+            effect: Effect::None,
+            share: Share::Steps,
+            metrics: Metrics::Both,
+            horizon,
+            until_promotion: false,
+        },
+        errors_only: Traffic {
+            edges: Vec::new(),
+            ..Traffic::default()
+        },
+        slow_traffic: Traffic {
+            requests_per_second: 20.0,
+            ..Traffic::default()
+        },
+        replications,
+        per_effect: (replications / 4).max(1),
+        seed,
+        id: 0,
     };
-    let errors_only = Traffic {
-        edges: Vec::new(),
-        ..Traffic::default()
-    };
-    // Latency regressions show within a few hundred requests: at 20 req/s one
-    // evaluation is 300 requests, fine enough to resolve them.
-    let slow_traffic = Traffic {
-        requests_per_second: 20.0,
-        ..Traffic::default()
-    };
-    let mut id = 0;
-    let mut next = || {
-        id += 1;
-        id
-    };
-
     println!("## The judge under continuous monitoring\n");
     println!(
-        "α = {ALPHA}; {replications} A/A replications, {per_effect} per effect; horizon {:.0} h of traffic \
-         (~{:.1}M requests); seed {}.\n",
+        "α = {ALPHA}; {replications} A/A replications, {} per effect; horizon {:.0} h of traffic \
+         (~{:.1}M requests); seed {seed}.\n",
+        study.per_effect,
         horizon / 3600.0,
         horizon * 100.0 / 1e6,
-        seed
     );
-    println!("### A/A false-abort rate under continuous monitoring (95 % Wilson interval)\n");
-    println!("Canary share 5 → 10 → 25 → 50 %, diurnal swings; Siskin splits α between metrics.\n");
-    println!("| judge | errors (stable 0.1 %) | latency | errors + latency | errors (stable 0.8 %) |");
-    println!("|---|---|---|---|---|");
-    let aa: Vec<Vec<Outcome>> = [
-        Scenario {
-            metrics: Metrics::Errors,
-            traffic: errors_only.clone(),
-            ..base.clone()
-        },
-        Scenario {
-            metrics: Metrics::Latency,
-            ..base.clone()
-        },
-        base.clone(),
-        Scenario {
-            metrics: Metrics::Errors,
-            traffic: Traffic {
-                error_rate: 0.008,
-                ..errors_only.clone()
-            },
-            ..base.clone()
-        },
-    ]
-    .iter()
-    .map(|s| run_all(s, next(), replications, seed))
-    .collect();
-    let cells: Vec<String> = aa.iter().map(|o| rate(o, SISKIN)).collect();
-    println!("| Siskin sequential | {} |", cells.join(" | "));
-
-    println!("\n### Requests to abort a regression: median / p90 (share of runs aborted)\n");
-    println!("Both arms' requests from the canary's start; ratio = Siskin median / oracle median.");
-    println!("Oracles: power-one SPRTs (threshold ln 1/α) that know the true effect. \"Same null\" tests");
-    println!("the null Siskin tests (error ratio 1 + tolerance = 1.1; latency tolerance 0 here, so equality);");
-    println!("\"equality\" tests error ratio 1.");
-    println!("Error scenarios at 100 req/s, latency scenarios at 20 req/s (one evaluation = 300 requests).\n");
-    println!("| regression | share | Siskin | oracle, same null | ratio | oracle, equality | ratio |");
-    println!("|---|---|---|---|---|---|---|");
-    let effects = [
-        ("errors 0.1 → 0.2 %", Effect::ErrorRatio(2.0), Metrics::Errors),
-        ("errors 0.1 → 0.5 %", Effect::ErrorRatio(5.0), Metrics::Errors),
-        ("errors 0.1 → 1 %", Effect::ErrorRatio(10.0), Metrics::Errors),
-        ("latency ×1.1", Effect::LatencyScale(1.1), Metrics::Latency),
-        ("latency ×1.25", Effect::LatencyScale(1.25), Metrics::Latency),
-        ("latency ×1.5", Effect::LatencyScale(1.5), Metrics::Latency),
-        (
-            "p99 +25 % (tail only)",
-            Effect::slow_tail_for_p99(0.25, 3.0, 0.5),
-            Metrics::Latency,
-        ),
-    ];
-    for (name, effect, metrics) in effects {
-        for share in [0.05, 0.5] {
-            let traffic = if metrics == Metrics::Errors {
-                errors_only.clone()
-            } else {
-                slow_traffic.clone()
-            };
-            let scenario = Scenario {
-                traffic,
-                effect,
-                share: Share::Fixed(share),
-                metrics,
-                ..base.clone()
-            };
-            let outcomes = run_all(&scenario, next(), per_effect, seed);
-            let column = |m: usize| outcomes.iter().map(|o| o.abort[m]).collect::<Vec<_>>();
-            let ratio = |oracle: usize| match (quantiles(column(SISKIN)).0, quantiles(column(oracle)).0) {
-                (Some(s), Some(o)) => format!("{:.2}", s / o),
-                _ => "–".into(),
-            };
-            println!(
-                "| {name} | {:.0} % | {} | {} | {} | {} | {} |",
-                100.0 * share,
-                summary(column(SISKIN)),
-                summary(column(ORACLE)),
-                ratio(ORACLE),
-                summary(column(ORACLE_EQUALITY)),
-                ratio(ORACLE_EQUALITY)
-            );
-        }
-    }
-
-    println!("\n### Requests to promote a healthy canary: median / p90 (share of runs promoted)\n");
-    println!("Siskin needs evidence of non-inferiority (margin 0.5).\n");
-    println!("| share | Siskin errors | Siskin latency |");
-    println!("|---|---|---|");
-    for share in [0.05, 0.5] {
-        let promote = |metrics, traffic: Traffic| {
-            let scenario = Scenario {
-                traffic,
-                share: Share::Fixed(share),
-                metrics,
-                until_promotion: true,
-                ..base.clone()
-            };
-            run_all(
-                &scenario,
-                1000 + (share * 100.0) as usize + metrics as usize,
-                per_effect,
-                seed,
-            )
-        };
-        let errors = promote(Metrics::Errors, errors_only.clone());
-        let latency = promote(Metrics::Latency, Traffic::default());
-        let column = |o: &[Outcome], m: usize| o.iter().map(|o| o.promote[m]).collect::<Vec<_>>();
-        println!(
-            "| {:.0} % | {} | {} |",
-            100.0 * share,
-            summary(column(&errors, SISKIN)),
-            summary(column(&latency, SISKIN))
-        );
-    }
+    study.aa_table();
+    study.abort_table();
+    study.promote_table();
     let flags = if quick {
         "--continuous --quick".to_string()
     } else {
@@ -388,8 +413,5 @@ pub fn run(replications: usize, seed: u64, quick: bool) {
         "\nFinished in {:.0} s. Reproduce with:\n",
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "    cargo run --release --bin siskin-bench-judges -- {flags} --seed {}",
-        seed
-    );
+    println!("    cargo run --release --bin siskin-bench-judges -- {flags} --seed {seed}");
 }
