@@ -361,21 +361,22 @@ impl SequentialJudge {
             progress.power = 0.0;
             progress.canary_requests_needed = None;
         }
+        let mut weakest: Option<(&EProcess, Scenario)> = None;
         for (test, process) in tests {
             for scenario in self.scenarios(detect, test, state) {
                 let p = power::power(process, &scenario, log_threshold);
                 if p < progress.power {
                     progress.power = p;
                     progress.weakest_edge = test.stable_edge;
-                }
-                if p < detect.power {
-                    let needed = power::canary_requests_needed(process, &scenario, log_threshold, detect.power);
-                    progress.canary_requests_needed = match (progress.canary_requests_needed, needed) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        _ => None,
-                    };
+                    weakest = Some((process, scenario));
                 }
             }
+        }
+        // What the weakest test needs; the others need less.
+        if progress.power < detect.power {
+            progress.canary_requests_needed = weakest.and_then(|(process, scenario)| {
+                power::canary_requests_needed(process, &scenario, log_threshold, detect.power)
+            });
         }
         Some(progress)
     }
