@@ -172,7 +172,7 @@ pub fn canary_requests_needed(process: &EProcess, scenario: &Scenario, log_thres
             below = middle
         }
     }
-    (power_at(factor) >= target).then(|| scenario.requests.canary * (factor - 1.0))
+    (power_at(factor) >= target).then_some(scenario.requests.canary * (factor - 1.0))
 }
 
 /// `Φ⁻¹(p)`.
