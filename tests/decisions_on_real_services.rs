@@ -64,8 +64,9 @@ fn roll_out(traffic: Traffic, effect: Effect, seed: u64) -> Outcome {
     let judges = shipped_judges();
     let mut states: Vec<_> = judges.iter().map(|(_, j)| j.initial_state()).collect();
     let mut sim = Simulation::new(traffic, effect, seed);
-    // Stable has served for a while before the canary exists.
-    sim.advance(600.0, 0.0);
+    // Stable has served two minutes before the canary exists: little
+    // history, as in a freshly started sandbox; a real service has more.
+    sim.advance(120.0, 0.0);
     let mut evaluate = |sim: &Simulation| {
         let verdicts: Vec<Verdict> = judges
             .iter()
