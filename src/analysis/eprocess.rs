@@ -136,18 +136,40 @@ impl EProcess {
         EProcess::new(null_ratio, ratios, weights)
     }
 
+    fn usable_weights(&self) -> bool {
+        self.weights.len() == self.log_lr.len()
+            && self.weights.len() == self.ratios.len()
+            && self.weights.iter().all(|w| w.is_finite() && *w >= 0.0)
+            && self.weights.iter().any(|w| *w > 0.0)
+    }
+
     /// The current log e-value.
     pub fn log_e(&self) -> f64 {
         // Weights that don't fit (status from before they existed, or edited
         // by hand) fall back to equal weights, which are just as valid.
-        let usable = self.weights.len() == self.log_lr.len()
-            && self.weights.iter().all(|w| w.is_finite() && *w >= 0.0)
-            && self.weights.iter().any(|w| *w > 0.0);
-        if usable {
+        if self.usable_weights() {
             log_weighted_mean_exp(self.log_lr.iter().copied().zip(self.weights.iter().copied()))
         } else {
             log_mean_exp(self.log_lr.iter().copied())
         }
+    }
+
+    /// Per alternative, the log likelihood ratio one hit adds when it came
+    /// from the canary and when it came from stable, at canary `share`, and
+    /// the log weight: what [`crate::analysis::power`] needs to find the
+    /// evidence a window would bring without updating anything.
+    pub fn per_hit(&self, share: f64) -> Vec<(f64, f64, f64)> {
+        let null = canary_probability(self.null_ratio, share);
+        let usable = self.usable_weights();
+        self.ratios
+            .iter()
+            .enumerate()
+            .map(|(i, ratio)| {
+                let alt = canary_probability(*ratio, share);
+                let weight = if usable { self.weights[i] } else { 1.0 };
+                ((alt / null).ln(), ((1.0 - alt) / (1.0 - null)).ln(), weight.ln())
+            })
+            .collect()
     }
 
     /// Folds in one window: hits and requests per arm.

@@ -3,9 +3,11 @@
 pub mod eprocess;
 pub mod judge;
 pub mod observation;
+pub mod power;
 pub mod provider;
 pub mod query;
 pub mod simulation;
+pub mod status;
 mod verdict;
 pub mod wilcoxon;
 

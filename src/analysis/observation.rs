@@ -216,6 +216,52 @@ impl Histogram {
             .map(|b| (self.count - b.count).max(0.0))
     }
 
+    /// Observations above `x`, read between buckets the way
+    /// `histogram_quantile` reads them: spread evenly within the bucket that
+    /// holds `x` (the first bucket starting at 0). Exact at a bucket edge;
+    /// elsewhere the truth lies between the counts above the bucket's two
+    /// edges. Above the highest finite edge, the count above that edge.
+    pub fn above_interpolated(&self, x: f64) -> Option<f64> {
+        self.interpolate(x, |lower, upper, x| (upper - x) / (upper - lower))
+    }
+
+    /// As [`Histogram::above_interpolated`], but spread evenly in log
+    /// latency within a bucket, which follows latency's long right tail
+    /// more closely; used to estimate, not to test.
+    pub fn above_log_interpolated(&self, x: f64) -> Option<f64> {
+        self.interpolate(x, |lower, upper, x| {
+            if lower > 0.0 {
+                (upper / x).ln() / (upper / lower).ln()
+            } else {
+                (upper - x) / upper
+            }
+        })
+    }
+
+    /// Count above `x` with `share(lower, upper, x)`, the part of the bucket
+    /// `(lower, upper]` holding `x` that lies above it.
+    fn interpolate(&self, x: f64, share: impl Fn(f64, f64, f64) -> f64) -> Option<f64> {
+        if !x.is_finite() {
+            return None;
+        }
+        if self.count <= 0.0 {
+            return Some(0.0);
+        }
+        let mut lower = (0.0, 0.0);
+        for bucket in &self.buckets {
+            if x <= bucket.le {
+                let above_upper = (self.count - bucket.count).max(0.0);
+                if x <= lower.0 || bucket.le <= lower.0 {
+                    return Some((self.count - lower.1).max(0.0));
+                }
+                let in_bucket = (bucket.count - lower.1).max(0.0);
+                return Some(above_upper + in_bucket * share(lower.0, bucket.le, x).clamp(0.0, 1.0));
+            }
+            lower = (bucket.le, bucket.count);
+        }
+        Some((self.count - lower.1).max(0.0))
+    }
+
     /// The smallest finite edge at or above the `q` quantile, if there is one.
     pub fn edge_at_quantile(&self, q: f64) -> Option<f64> {
         let rank = q * self.count;
@@ -256,6 +302,23 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_between_buckets_within_their_bounds() {
+        // 100 observations: 20 up to 10 ms, 50 more up to 25 ms, 30 above.
+        let h = histogram(&[(0.01, 20.0), (0.025, 70.0), (f64::INFINITY, 100.0)]);
+        assert_eq!(h.above_interpolated(0.025), Some(30.0));
+        assert_eq!(h.above_interpolated(0.01), Some(80.0));
+        // 20 ms is two thirds of the way from 10 to 25: a third of 50 above it.
+        let linear = h.above_interpolated(0.02).unwrap_or_default();
+        assert!((linear - (30.0 + 50.0 / 3.0)).abs() < 1e-9, "{linear}");
+        let log = h.above_log_interpolated(0.02).unwrap_or_default();
+        assert!(log > 30.0 && log < linear, "{log}");
+        // Inside the first bucket, from 0; beyond the last finite edge, +Inf's count.
+        assert_eq!(h.above_interpolated(0.005), Some(90.0));
+        assert_eq!(h.above_interpolated(1.0), Some(30.0));
+        assert_eq!(h.above_interpolated(f64::NAN), None);
+    }
 
     fn histogram(pairs: &[(f64, f64)]) -> Histogram {
         Histogram::from_cumulative(pairs.iter().copied()).expect("valid test histogram")

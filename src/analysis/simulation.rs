@@ -5,7 +5,8 @@
 //! latency scale swing together over a day (a common load factor), so a
 //! judge that compares the canary with a fixed number is confounded while one
 //! that compares it with stable is not. Latency is lognormal and reported as
-//! cumulative Prometheus-style buckets. Binomial draws are exact (inversion)
+//! cumulative Prometheus-style buckets, on a layout a real exporter uses
+//! ([`BucketLayout`]) or a fine reference grid. Binomial draws are exact (inversion)
 //! below a mean of 30 and normal-approximated above, which keeps day-long
 //! runs cheap.
 
@@ -14,6 +15,9 @@ use rand::{Rng, SeedableRng};
 use statrs::function::erf::erfc;
 
 use super::judge::{Arms, Bucket, Counts, Histogram, Observation};
+
+mod layouts;
+pub use layouts::{BucketLayout, exponential_edges};
 
 /// How a diurnal load factor moves each quantity (relative amplitude).
 #[derive(Clone, Debug, PartialEq)]
@@ -57,9 +61,36 @@ impl Default for Traffic {
     }
 }
 
-/// `count` edges from `start`, each `factor` times the previous.
-pub fn exponential_edges(start: f64, factor: f64, count: i32) -> Vec<f64> {
-    (0..count).map(|k| start * factor.powi(k)).collect()
+impl Diurnal {
+    /// No daily swing: the level a grid cell names holds for the whole run.
+    pub fn flat() -> Diurnal {
+        Diurnal {
+            volume: 0.0,
+            error_rate: 0.0,
+            latency: 0.0,
+            period_seconds: 86_400.0,
+        }
+    }
+}
+
+/// The standard normal's 99th percentile.
+const Z_99: f64 = 2.326_347_874;
+
+impl Traffic {
+    /// A service as users of canary analysis run it: lognormal latency with
+    /// median 20 ms and p99 80 ms, a steady level (a canary lasts minutes),
+    /// latency reported on `layout`.
+    pub fn service(requests_per_second: f64, error_rate: f64, layout: BucketLayout) -> Traffic {
+        let (median, p99) = (0.020, 0.080);
+        Traffic {
+            requests_per_second,
+            error_rate,
+            latency_median: median,
+            latency_sigma: (p99 / median).ln() / Z_99,
+            diurnal: Diurnal::flat(),
+            edges: layout.edges(),
+        }
+    }
 }
 
 /// What differs in the canary.
@@ -68,6 +99,12 @@ pub enum Effect {
     None,
     /// Canary error rate = ratio × stable's.
     ErrorRatio(f64),
+    /// Canary error rate = the larger of `ratio` × stable's and stable's
+    /// plus `increase` (0.005 = +0.5 percentage points).
+    Errors {
+        ratio: f64,
+        increase: f64,
+    },
     /// Every canary latency multiplied by this factor.
     LatencyScale(f64),
     /// A `fraction` of canary requests take a slow path, `factor` times slower.
@@ -312,6 +349,20 @@ impl Simulation {
 
     /// Serves `seconds` of traffic with the canary taking `share` of it.
     pub fn advance(&mut self, seconds: f64, share: f64) -> Window {
+        self.advance_shares(
+            seconds,
+            Arms {
+                stable: 1.0 - share,
+                canary: share,
+            },
+        )
+    }
+
+    /// Serves `seconds` with each arm taking its share of the traffic; the
+    /// rest goes elsewhere. With `stable` equal to `canary`'s share the
+    /// stable arm is a same-size baseline (stable's version beside the
+    /// canary, as Kayenta is usually run).
+    pub fn advance_shares(&mut self, seconds: f64, shares: Arms<f64>) -> Window {
         let load = self.load(self.seconds + 0.5 * seconds);
         let diurnal = &self.traffic.diurnal;
         let volume = self.traffic.requests_per_second * seconds * (1.0 + diurnal.volume * load);
@@ -319,11 +370,12 @@ impl Simulation {
         let median = self.traffic.latency_median * (1.0 + diurnal.latency * load);
         let canary_error = match self.effect {
             Effect::ErrorRatio(ratio) => (stable_error * ratio).min(1.0),
+            Effect::Errors { ratio, increase } => (stable_error * ratio).max(stable_error + increase).min(1.0),
             _ => stable_error,
         };
         let requests = Arms {
-            stable: poisson(&mut self.rng, volume * (1.0 - share)),
-            canary: poisson(&mut self.rng, volume * share),
+            stable: poisson(&mut self.rng, volume * shares.stable),
+            canary: poisson(&mut self.rng, volume * shares.canary),
         };
         let errors = Arms {
             stable: binomial(&mut self.rng, requests.stable, stable_error),
@@ -397,62 +449,4 @@ impl Simulation {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn draws_have_the_right_means() {
-        let mut rng = SmallRng::seed_from_u64(7);
-        let n = 20_000.0;
-        for (trials, p) in [(10.0, 0.2), (1000.0, 0.3), (5000.0, 0.001)] {
-            let mean = (0..20_000).map(|_| binomial(&mut rng, trials, p)).sum::<f64>() / n;
-            assert!(
-                (mean - trials * p).abs() < 0.03 * trials * p + 0.05,
-                "{trials} {p} {mean}"
-            );
-        }
-        let mean = (0..20_000).map(|_| poisson(&mut rng, 3.0)).sum::<f64>() / n;
-        assert!((mean - 3.0).abs() < 0.1);
-    }
-
-    #[test]
-    fn a_slow_tail_raises_p99_by_the_requested_amount() {
-        let Effect::SlowTail { fraction, .. } = Effect::slow_tail_for_p99(0.25, 3.0, 0.5) else {
-            panic!("not a slow tail");
-        };
-        // About 2.6 % of requests three times slower (lognormal sigma 0.5).
-        assert!((fraction - 0.026).abs() < 0.002, "{fraction}");
-    }
-
-    #[test]
-    fn counters_are_cumulative_and_consistent() {
-        let mut sim = Simulation::new(Traffic::default(), Effect::None, 1);
-        let mut windows = Arms::<Counts>::default();
-        let mut previous = *sim.cumulative().0;
-        for _ in 0..40 {
-            let window = sim.advance(15.0, 0.1);
-            windows.stable.requests += window.requests.stable;
-            windows.canary.requests += window.requests.canary;
-            windows.canary.errors += window.errors.canary;
-            let now = *sim.cumulative().0;
-            assert!(now.canary.requests >= previous.canary.requests && now.stable.requests >= previous.stable.requests);
-            assert!(now.canary.errors <= now.canary.requests && now.stable.errors <= now.stable.requests);
-            previous = now;
-        }
-        let (counts, histograms) = sim.cumulative();
-        // The cumulative counters are the sum of the windows that were drawn.
-        assert_eq!(counts.canary.requests, windows.canary.requests);
-        assert_eq!(counts.canary.errors, windows.canary.errors);
-        assert_eq!(counts.stable.requests, windows.stable.requests);
-        // The canary gets its share of the traffic, 10 %.
-        let share = counts.canary.requests / (counts.canary.requests + counts.stable.requests);
-        assert!((share - 0.1).abs() < 0.01, "canary share {share}");
-        // Every bucket is cumulative and no bucket holds more than all requests.
-        for histogram in [&histograms.stable, &histograms.canary] {
-            assert!(histogram.is_valid());
-            let counts: Vec<f64> = histogram.buckets.iter().map(|b| b.count).collect();
-            assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
-            assert!(counts.last().is_none_or(|last| *last <= histogram.count));
-        }
-    }
-}
+mod tests;

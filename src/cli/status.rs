@@ -6,6 +6,7 @@ use futures::StreamExt;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::analysis::status::AnalysisStatus;
 use crate::api::Rollout;
 use crate::plan::{Step, expand};
 
@@ -112,35 +113,20 @@ pub async fn show(api: &Api<Rollout>, name: &str, watch: bool) -> anyhow::Result
     Ok(())
 }
 
-/// One line per metric: its verdict, how many requests were compared, and
-/// the e-values of the sequential tests (evidence against "no regression"
-/// and against "worse than the margin").
+/// One line per metric: its verdict, how many requests were compared, the
+/// e-values of the sequential tests (evidence against "no regression" and
+/// against "worse than the margin"), and what a decision still needs.
 fn evidence(analysis: &serde_json::Value) -> Vec<String> {
-    let Some(metrics) = analysis.get("metrics").and_then(|m| m.as_object()) else {
-        return vec![];
+    let Some(analysis) = AnalysisStatus::from_value(analysis) else {
+        return vec!["analysis: status not readable by this version of siskin".into()];
     };
-    metrics
+    let mut lines: Vec<String> = analysis
+        .metrics
         .iter()
-        .map(|(name, m)| {
-            let verdict = m.get("verdict").and_then(|v| v.as_str()).unwrap_or("-");
-            let seq = &m["judge"]["sequential"];
-            let mut line = format!("analysis {name}: {verdict}");
-            if let Some(requests) = seq.get("requests") {
-                let arm = |k: &str| requests.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
-                let regression = seq.get("peakRegressionLogE").and_then(|v| v.as_f64()).unwrap_or(0.0);
-                let non_inferiority = seq["tests"][0]["nonInferiority"]["peakLogE"].as_f64().unwrap_or(0.0);
-                line.push_str(&format!(
-                    " ({:.0} canary / {:.0} stable requests; e-value regression {:.3}, non-inferior {:.3})",
-                    arm("canary"),
-                    arm("stable"),
-                    regression.min(700.0).exp(),
-                    non_inferiority.min(700.0).exp()
-                ));
-            }
-            if let Some(detail) = m.get("detail").and_then(|d| d.as_str()) {
-                line.push_str(&format!(" — {detail}"));
-            }
-            line
-        })
-        .collect()
+        .map(|(name, m)| format!("analysis {}", m.describe(name, analysis.canary_rate)))
+        .collect();
+    if let Some(verdict) = analysis.dry_run_verdict {
+        lines.push(format!("analysis (dry run, acting on nothing): would be {verdict:?}"));
+    }
+    lines
 }

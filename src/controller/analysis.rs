@@ -2,17 +2,16 @@
 //! arms, fold it into the judge's stored state, and combine the verdicts.
 //! The judges are pure; this file does the reading and the bookkeeping.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::{Api, Client, ResourceExt};
-use serde::{Deserialize, Serialize};
 
 use crate::analysis::Verdict;
-use crate::analysis::judge::{Arms, Counts, Histogram, JudgeSpec, JudgeState, Observation};
+use crate::analysis::judge::{Arms, Counts, Histogram, JudgeSpec, Observation};
 use crate::analysis::provider::{Connection, MetricProvider, ProviderInput, provider_for};
 use crate::analysis::query::Variables;
+pub use crate::analysis::status::{AnalysisStatus, MetricStatus};
 use crate::api::analysis_template::{AnalysisTemplateSpec, MetricSpec};
 use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::egress::{Egress, METRIC_SLOT_WAIT, Purpose};
@@ -21,55 +20,19 @@ use crate::egress::{Egress, METRIC_SLOT_WAIT, Purpose};
 /// with no new requests says nothing, and status writes trigger reconciles.
 const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How long the analysis must stay inconclusive before the step's policy
-/// applies: a canary whose series has not been scraped yet, or one failed
-/// scrape, is not a broken query. Longer outages still pause or abort.
-const INCONCLUSIVE_GRACE: Duration = Duration::from_secs(20);
-
-/// What `status.analysis` holds: the judges' state for one canary.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AnalysisStatus {
-    /// The canary revision this evidence is about.
-    pub canary: String,
-    pub evaluated_at: Option<Timestamp>,
-    /// When the analysis of this canary began: `{{since}}`, the start of
-    /// the window of providers that count over a time range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<Timestamp>,
-    /// The combined verdict the step engine acts on.
-    pub verdict: Option<Verdict>,
-    /// Since when every evaluation has been inconclusive, if it has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inconclusive_since: Option<Timestamp>,
-    pub metrics: BTreeMap<String, MetricStatus>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricStatus {
-    pub verdict: Verdict,
-    /// Why a metric is inconclusive: the query and what went wrong.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    pub judge: JudgeState,
-}
-
 impl AnalysisStatus {
     pub fn from_rollout(rollout: &Rollout) -> Option<AnalysisStatus> {
-        let value = rollout.status.as_ref()?.analysis.clone()?;
-        serde_json::from_value(value).ok()
+        AnalysisStatus::from_value(rollout.status.as_ref()?.analysis.as_ref()?)
     }
+}
 
-    /// The inconclusive metrics and why, for the status message.
-    pub fn explain(&self) -> Option<String> {
-        let details: Vec<String> = self
-            .metrics
-            .iter()
-            .filter_map(|(name, m)| Some(format!("metric {name}: {}", m.detail.as_ref()?)))
-            .collect();
-        (!details.is_empty()).then(|| details.join("; "))
-    }
+/// Whether the Rollout only watches this metric, acting on nothing.
+fn dry_run(rollout: &Rollout, metric: &str) -> bool {
+    rollout
+        .spec
+        .analysis
+        .as_ref()
+        .is_some_and(|a| a.dry_run || a.dry_run_metrics.iter().any(|m| m == metric))
 }
 
 /// The canary to compare with stable now, as the step engine sees it.
@@ -111,6 +74,7 @@ pub async fn evaluate(
                 MetricStatus {
                     verdict: Verdict::Inconclusive,
                     detail: Some(detail),
+                    dry_run: false,
                     judge: JudgeSpec::default().initial_state(),
                 },
             );
@@ -151,19 +115,12 @@ pub async fn evaluate(
             MetricStatus {
                 verdict,
                 detail,
+                dry_run: dry_run(rollout, &metric.name),
                 judge: state,
             },
         );
     }
-    let combined = Verdict::combine(next.metrics.values().map(|m| m.verdict));
-    next.inconclusive_since = match combined {
-        Verdict::Inconclusive => previous.as_ref().and_then(|p| p.inconclusive_since).or(Some(now)),
-        _ => None,
-    };
-    let within_grace = next
-        .inconclusive_since
-        .is_some_and(|since| now.duration_since(since).unsigned_abs() < INCONCLUSIVE_GRACE);
-    next.verdict = Some(if within_grace { Verdict::Continue } else { combined });
+    next.conclude(previous.as_ref(), now);
     Some(next)
 }
 

@@ -321,13 +321,15 @@ fn record_analysis(status: &mut crate::api::RolloutStatus, analysis: Option<Anal
         }
         return;
     };
-    if analysis.verdict == Some(crate::analysis::Verdict::Inconclusive)
-        && let Some(why) = analysis.explain()
-    {
-        // The pause this analysis caused says why, naming each metric.
-        for paused in status.conditions.iter_mut().filter(|c| {
-            c.type_ == types::PAUSED && c.status == "True" && c.reason == crate::api::PauseReason::Inconclusive.as_str()
-        }) {
+    let paused_inconclusive = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
+        c.type_ == types::PAUSED && c.status == "True" && c.reason == crate::api::PauseReason::Inconclusive.as_str()
+    };
+    let inconclusive = analysis.verdict == Some(crate::analysis::Verdict::Inconclusive)
+        || status.conditions.iter().any(paused_inconclusive);
+    if inconclusive && let Some(why) = analysis.explain() {
+        // The pause this analysis caused says why, naming each metric and
+        // what a decision still needs.
+        for paused in status.conditions.iter_mut().filter(|c| paused_inconclusive(c)) {
             paused.message.clone_from(&why);
         }
         let message = status.message.take().unwrap_or_default();

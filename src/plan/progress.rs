@@ -81,7 +81,9 @@ pub fn measured_canary(spec: &RolloutSpec, status: &RolloutStatus) -> Option<Str
 }
 
 pub(super) fn measuring(steps: &StepPlan, status: &RolloutStatus) -> Option<String> {
-    steps.analysis.as_ref()?;
+    if !steps.measured {
+        return None;
+    }
     let canary = status.canary_revision.clone()?;
     let live = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
     let index = status

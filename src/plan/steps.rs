@@ -97,6 +97,9 @@ pub struct StepPlan {
     pub routed: bool,
     /// The policy for inconclusive analysis, when analysis gates the steps.
     pub analysis: Option<InconclusivePolicy>,
+    /// Whether the canary is measured against stable at all: analysis that
+    /// gates the steps, or a dry run that only watches.
+    pub measured: bool,
     pub scale_down_delay: Duration,
     pub replicas: i32,
     /// Identifies the step list, to notice edits mid-rollout.
@@ -348,7 +351,9 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
         errors.push(SpecError::NoAnalysisTemplates);
     }
     check_webhooks(spec, &mut errors);
-    let analysis = spec.analysis.as_ref().map(|a| a.on_inconclusive);
+    // A dry run measures and shows, and the steps go on as without analysis.
+    let analysis = spec.analysis.as_ref().filter(|a| !a.dry_run).map(|a| a.on_inconclusive);
+    let measured = spec.analysis.is_some();
     let strategy = &spec.strategy;
     let chosen = [
         strategy.canary.is_some(),
@@ -410,6 +415,7 @@ pub fn expand(spec: &RolloutSpec) -> Result<StepPlan, Vec<SpecError>> {
         steps,
         routed,
         analysis,
+        measured,
         scale_down_delay,
         replicas: spec.replicas,
         hash,

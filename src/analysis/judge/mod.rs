@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use mann_whitney::{MannWhitneyJudge, MannWhitneyState};
-pub use sequential::{Detect, SequentialJudge, SequentialState};
+pub use sequential::{Detect, PowerProgress, SequentialJudge, SequentialState};
 pub use threshold::{ThresholdJudge, ThresholdState};
 
 use super::Verdict;

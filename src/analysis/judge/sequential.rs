@@ -34,6 +34,7 @@ use super::{Arms, InvalidJudge, Judge, Observation, Reading};
 use crate::analysis::Verdict;
 pub use crate::analysis::eprocess::EProcess;
 use crate::analysis::eprocess::log_mean_exp;
+use crate::analysis::power::{self, Scenario};
 
 /// Configuration of the sequential judge for one metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -110,19 +111,33 @@ impl Default for SequentialJudge {
 pub struct EdgeTest {
     /// Stable's edge, fixed from its histogram at the first reading.
     pub stable_edge: Option<f64>,
-    /// The canary's edge for the regression test; none when no bucket lies
-    /// at or above `(1 + tolerance)` × the stable edge.
+    /// The canary's edge for the regression test: the stable edge itself,
+    /// compared with stable's requests above `regressionStablePoint`.
+    /// (Status written before that field: the first bucket at or above
+    /// `(1 + tolerance)` × the stable edge, against stable above its edge.)
     pub regression_edge: Option<f64>,
+    /// Where stable's side of the regression test is read: the stable edge
+    /// divided by `1 + tolerance`, between buckets when it falls between
+    /// them (see `Histogram::above_interpolated`). A canary at most
+    /// `1 + tolerance` times slower has no more requests above the edge than
+    /// stable has above this point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression_stable_point: Option<f64>,
     /// The canary's edge for non-inferiority: the last bucket at or below
     /// `(1 + margin)` × the stable edge.
     pub non_inferiority_edge: Option<f64>,
     pub regression: Option<EProcess>,
     pub non_inferiority: EProcess,
+    /// The regression test's hits per arm since the first reading: errors,
+    /// or requests above the compared points.
+    #[serde(default)]
+    pub hits: Arms<f64>,
 }
 
 /// Hits per arm for one edge test in one window.
 struct EdgeHits {
     stable: f64,
+    stable_regression: f64,
     canary_regression: f64,
     canary_non_inferiority: f64,
 }
@@ -139,6 +154,36 @@ pub struct SequentialState {
     pub requests: Arms<f64>,
     /// Largest log of the combined regression e-value reached so far.
     pub peak_regression_log_e: f64,
+    /// With `detect`: how surely the traffic so far would have caught the
+    /// regression to catch, and what a decision still needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<PowerProgress>,
+}
+
+/// Progress toward promotion on power, for status and the CLI.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PowerProgress {
+    /// The chance that the traffic seen so far would have caught the
+    /// regression to catch (the weakest edge's, for latency).
+    pub power: f64,
+    /// The power at which a step may advance.
+    pub target: f64,
+    /// More canary requests needed, at the current split between the arms,
+    /// to reach the target; absent when no amount would (the test cannot
+    /// tell that regression from what it tolerates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_requests_needed: Option<f64>,
+    /// For latency, the stable edge whose test is weakest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weakest_edge: Option<f64>,
+}
+
+impl PowerProgress {
+    /// Whether the power reached its target.
+    pub fn reached(&self) -> bool {
+        self.power >= self.target
+    }
 }
 
 impl SequentialState {
@@ -176,6 +221,13 @@ impl SequentialJudge {
         InvalidJudge::check("quantiles", self.quantiles.len() as f64, "at least one", |n| n >= 1.0)?;
         for q in &self.quantiles {
             InvalidJudge::check("quantiles", *q, "in (0, 1)", |q| q > 0.0 && q < 1.0)?;
+        }
+        if let Some(detect) = &self.detect {
+            InvalidJudge::check("detect.ratio", detect.ratio, ">= 1", |r| r >= 1.0)?;
+            InvalidJudge::check("detect.increase", detect.increase, "in [0, 1)", |i| {
+                (0.0..1.0).contains(&i)
+            })?;
+            InvalidJudge::check("detect.power", detect.power, "in (0, 1)", |p| p > 0.0 && p < 1.0)?;
         }
         Ok(())
     }
@@ -218,11 +270,7 @@ impl SequentialJudge {
         let tests: Vec<EdgeTest> = edges
             .into_iter()
             .map(|y| {
-                let regression_edge = stable
-                    .buckets
-                    .iter()
-                    .map(|b| b.le)
-                    .find(|le| *le >= (1.0 + self.tolerance) * y * (1.0 - slack));
+                let regression_stable_point = (self.tolerance > 0.0).then(|| y / (1.0 + self.tolerance));
                 let non_inferiority_edge = stable
                     .buckets
                     .iter()
@@ -230,10 +278,12 @@ impl SequentialJudge {
                     .rfind(|le| *le <= (1.0 + self.margin) * y * (1.0 + slack));
                 EdgeTest {
                     stable_edge: Some(y),
-                    regression_edge,
+                    regression_edge: Some(y),
+                    regression_stable_point,
                     non_inferiority_edge,
-                    regression: regression_edge.map(|_| EProcess::regression(1.0)),
+                    regression: Some(EProcess::regression(1.0)),
                     non_inferiority: EProcess::non_inferiority(1.0),
+                    hits: Arms::default(),
                 }
             })
             .collect();
@@ -247,6 +297,7 @@ impl SequentialJudge {
             .map(|test| match window {
                 Reading::Counts(arms) => Some(EdgeHits {
                     stable: arms.stable.errors,
+                    stable_regression: arms.stable.errors,
                     canary_regression: arms.canary.errors,
                     canary_non_inferiority: arms.canary.errors,
                 }),
@@ -255,8 +306,14 @@ impl SequentialJudge {
                         Some(edge) => arms.canary.above(edge),
                         None => Some(0.0),
                     };
+                    let stable = arms.stable.above(test.stable_edge?)?;
+                    let stable_regression = match test.regression_stable_point {
+                        Some(point) => arms.stable.above_interpolated(point)?,
+                        None => stable,
+                    };
                     Some(EdgeHits {
-                        stable: arms.stable.above(test.stable_edge?)?,
+                        stable,
+                        stable_regression,
                         canary_regression: canary_above(test.regression_edge)?,
                         canary_non_inferiority: arms.canary.above(test.non_inferiority_edge?)?,
                     })
@@ -273,7 +330,106 @@ impl SequentialJudge {
         if !state.tests.is_empty() && state.tests.iter().all(|t| t.non_inferiority.peak_log_e >= threshold) {
             return Verdict::NonInferior;
         }
+        // No regression evidence, and enough traffic that a regression of
+        // the stated size would very likely have shown as one.
+        if state.power.as_ref().is_some_and(PowerProgress::reached) {
+            return Verdict::NonInferior;
+        }
         Verdict::Continue
+    }
+
+    /// How surely the traffic so far would have caught `detect`'s
+    /// regression, and how much more it needs; `None` without `detect`.
+    fn power_progress(&self, state: &SequentialState) -> Option<PowerProgress> {
+        let detect = self.detect.as_ref()?;
+        let tests: Vec<(&EdgeTest, &EProcess)> = state
+            .tests
+            .iter()
+            .filter_map(|t| Some((t, t.regression.as_ref()?)))
+            .collect();
+        // The latency edges' e-values are averaged, so the average crosses
+        // `1/α` whenever one edge alone reaches `K/α`: judge each edge
+        // against that, which can only understate the power.
+        let log_threshold = self.threshold() + (tests.len().max(1) as f64).ln();
+        let mut progress = PowerProgress {
+            power: 1.0,
+            target: detect.power,
+            canary_requests_needed: Some(0.0),
+            weakest_edge: None,
+        };
+        if tests.is_empty() {
+            progress.power = 0.0;
+            progress.canary_requests_needed = None;
+        }
+        for (test, process) in tests {
+            for scenario in self.scenarios(detect, test, state) {
+                let p = power::power(process, &scenario, log_threshold);
+                if p < progress.power {
+                    progress.power = p;
+                    progress.weakest_edge = test.stable_edge;
+                }
+                if p < detect.power {
+                    let needed = power::canary_requests_needed(process, &scenario, log_threshold, detect.power);
+                    progress.canary_requests_needed = match (progress.canary_requests_needed, needed) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+            }
+        }
+        Some(progress)
+    }
+
+    /// What the regression test would see if the canary were the regression
+    /// to catch. Errors: at stable's rate and at either end of its ~95 %
+    /// interval, since stable's rate is only estimated (from all its
+    /// counters say, history included), and at its rate since the canary
+    /// started. Latency: stable's
+    /// histogram slowed by `detect.ratio`, read between buckets in log
+    /// latency.
+    fn scenarios(&self, detect: &Detect, test: &EdgeTest, state: &SequentialState) -> Vec<Scenario> {
+        let requests = state.requests;
+        let scenario = |stable: f64, canary: f64| Scenario {
+            requests,
+            rates: Arms { stable, canary },
+        };
+        match (&state.last, test.stable_edge) {
+            (Some(Reading::Histogram(arms)), Some(edge)) => {
+                let stable = &arms.stable;
+                let count = stable.count;
+                let canary_edge = test.regression_edge.unwrap_or(edge);
+                let stable_side = match test.regression_stable_point {
+                    Some(point) => stable.above_interpolated(point),
+                    None => stable.above(edge),
+                };
+                let slowed = stable.above_log_interpolated(canary_edge / detect.ratio.max(1.0));
+                match (stable_side, slowed) {
+                    (Some(s), Some(c)) if count > 0.0 => vec![scenario(s / count, c / count)],
+                    _ => vec![],
+                }
+            }
+            _ => {
+                // Stable's counters go back before the canary: its rate is
+                // known far better from them than from the canary's time.
+                let since_canary = (test.hits.stable, requests.stable);
+                let history = match &state.last {
+                    Some(Reading::Counts(arms)) if arms.stable.requests > since_canary.1 => {
+                        (arms.stable.errors, arms.stable.requests)
+                    }
+                    _ => since_canary,
+                };
+                let (errors, served) = history;
+                if served <= 0.0 || since_canary.1 <= 0.0 {
+                    return vec![];
+                }
+                let low = (errors - 2.0 * errors.sqrt()).max(0.0) / served;
+                let high = (errors + 2.0 + 2.0 * (errors + 1.0).sqrt()) / served;
+                [low, errors / served, high, since_canary.0 / since_canary.1]
+                    .into_iter()
+                    .map(|rate| scenario(rate, (detect.ratio * rate).max(rate + detect.increase)))
+                    .collect()
+            }
+        }
     }
 }
 
@@ -317,13 +473,13 @@ impl Judge for SequentialJudge {
         state.requests.canary += requests.canary;
         for (test, hits) in state.tests.iter_mut().zip(hits) {
             if let Some(regression) = &mut test.regression {
-                regression.update(
-                    Arms {
-                        stable: hits.stable,
-                        canary: hits.canary_regression,
-                    },
-                    requests,
-                );
+                let regression_hits = Arms {
+                    stable: hits.stable_regression,
+                    canary: hits.canary_regression,
+                };
+                regression.update(regression_hits, requests);
+                test.hits.stable += regression_hits.stable;
+                test.hits.canary += regression_hits.canary;
             }
             test.non_inferiority.update(
                 Arms {
@@ -334,6 +490,7 @@ impl Judge for SequentialJudge {
             );
         }
         state.peak_regression_log_e = state.peak_regression_log_e.max(state.combined_regression_log_e());
+        state.power = self.power_progress(state);
         let silent_arm = requests.stable <= 0.0 || requests.canary <= 0.0;
         match self.verdict(state) {
             // No traffic in an arm since the last evaluation: say nothing about now.

@@ -177,3 +177,39 @@ fn an_inconclusive_pause_keeps_polling_and_still_aborts_on_a_regression() {
     let later = run(&spec, &paused.status, &regression, 75);
     assert_eq!(later.status.phase, Some(RolloutPhase::Aborted));
 }
+
+fn dry_run(mut spec: RolloutSpec) -> RolloutSpec {
+    if let Some(analysis) = spec.analysis.as_mut() {
+        analysis.dry_run = true;
+    }
+    spec
+}
+
+#[test]
+fn a_dry_run_analysis_never_aborts() {
+    let spec = dry_run(analysed(InconclusivePolicy::Abort));
+    let observed = verdict(world(&spec, 10), Verdict::Regression);
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 2);
+    assert_ne!(plan.status.phase, Some(RolloutPhase::Aborted));
+    assert!(plan.status.abort.is_none());
+    assert!(!plan.actions.contains(&set_weights(0)));
+}
+
+#[test]
+fn a_dry_run_analysis_lets_the_steps_advance_on_their_holds() {
+    let spec = dry_run(analysed(InconclusivePolicy::Pause));
+    // Whatever the analysis says, the step advances once its minimum hold is over.
+    for said in [Verdict::Regression, Verdict::Inconclusive, Verdict::Continue] {
+        let observed = verdict(world(&spec, 10), said);
+        let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 61);
+        assert_eq!(plan.status.current_step_index, Some(1), "{said:?}");
+        assert_ne!(plan.status.phase, Some(RolloutPhase::Paused));
+    }
+}
+
+#[test]
+fn a_dry_run_analysis_is_still_measured() {
+    let spec = dry_run(analysed(InconclusivePolicy::Pause));
+    let status = in_flight(&spec, 0, Some(0));
+    assert!(crate::plan::measured_canary(&spec, &status).is_some());
+}
