@@ -16,10 +16,12 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use siskin::analysis::Verdict;
+use siskin::analysis::status::AnalysisStatus;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
 use support::realistic::{Behaviour, demo_template_behaving, install_shipped_traefik_templates, steady_load};
 use support::*;
@@ -151,9 +153,9 @@ struct Run {
     /// The canary's weight on the route each time it changed, with when.
     weights: Vec<(Duration, i32)>,
     /// Every verdict each metric had in `status.analysis`.
-    verdicts: BTreeMap<String, BTreeSet<String>>,
+    verdicts: BTreeMap<String, Vec<Verdict>>,
     /// The last `status.analysis` seen (it leaves status on promotion).
-    evidence: Option<serde_json::Value>,
+    evidence: Option<AnalysisStatus>,
 }
 
 async fn run_case(case: Case) -> Result<String, String> {
@@ -258,44 +260,34 @@ fn note(run: &mut Run, status: &RolloutStatus) {
             run.paused = Some(format!("{reason}: {message} ({:?})", status.message));
         }
     }
-    if let Some(analysis) = &status.analysis {
-        for (metric, verdict) in metric_verdicts(analysis) {
-            run.verdicts.entry(metric).or_default().insert(verdict);
+    if let Some(analysis) = status.analysis.as_ref().and_then(AnalysisStatus::from_value) {
+        for (metric, m) in &analysis.metrics {
+            let seen = run.verdicts.entry(metric.clone()).or_default();
+            if !seen.contains(&m.verdict) {
+                seen.push(m.verdict);
+            }
         }
-        run.evidence = Some(analysis.clone());
+        run.evidence = Some(analysis);
     }
 }
 
-/// `(metric, verdict)` of each metric in `status.analysis`.
-fn metric_verdicts(analysis: &serde_json::Value) -> Vec<(String, String)> {
-    analysis["metrics"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, m)| (name.clone(), m["verdict"].as_str().unwrap_or("?").to_owned()))
-        .collect()
-}
-
-/// Each metric's last verdict and how many requests it compared.
-fn evidence_line(analysis: Option<&serde_json::Value>) -> String {
+/// Each metric as `siskin status` describes it: verdict, requests compared,
+/// e-values and power.
+fn evidence_line(analysis: Option<&AnalysisStatus>) -> String {
     let Some(analysis) = analysis else {
         return "no evidence seen".into();
     };
-    analysis["metrics"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, m)| {
-            let requests = &m["judge"]["sequential"]["requests"];
-            format!(
-                "{name} {} ({} canary / {} stable requests)",
-                m["verdict"].as_str().unwrap_or("?"),
-                requests["canary"].as_f64().map_or("?".into(), |n| format!("{n:.0}")),
-                requests["stable"].as_f64().map_or("?".into(), |n| format!("{n:.0}")),
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    let metrics = analysis.metrics.iter();
+    let lines: Vec<String> = metrics
+        .map(|(name, m)| m.describe(name, analysis.canary_rate))
+        .collect();
+    lines.join("; ")
+}
+
+fn found_regression(run: &Run, metric: &str) -> bool {
+    run.verdicts
+        .get(metric)
+        .is_some_and(|v| v.contains(&Verdict::Regression))
 }
 
 /// The case's expectations against what the run did; a summary when all
@@ -342,7 +334,7 @@ async fn check(case: &Case, run: &Run, ns: &TestNamespace, answered: &serde_json
                 Some((_, reason, _)) if reason == "Regression" => {}
                 other => wrong.push(format!("not aborted as a Regression: {other:?}")),
             }
-            if !run.verdicts.get(metric).is_some_and(|v| v.contains("Regression")) {
+            if !found_regression(run, metric) {
                 wrong.push(format!("metric {metric} never found a regression: {:?}", run.verdicts));
             }
             if served("v1") != 50 {
@@ -351,7 +343,7 @@ async fn check(case: &Case, run: &Run, ns: &TestNamespace, answered: &serde_json
         }
     }
     if let Expect::PromotedOnHoldsShowing(metric) = case.expect {
-        if !run.verdicts.get(metric).is_some_and(|v| v.contains("Regression")) {
+        if !found_regression(run, metric) {
             wrong.push(format!(
                 "status.analysis never showed {metric}'s regression: {:?}",
                 run.verdicts
