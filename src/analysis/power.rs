@@ -38,8 +38,12 @@ const EXACT_UP_TO: f64 = 60.0;
 /// Beyond a million times the traffic so far, a decision is out of reach.
 const MAX_FACTOR: f64 = 1e6;
 
-/// Bisection steps when searching for the traffic that reaches a power.
-const SEARCH_STEPS: usize = 14;
+/// Steps of 1.5× when the first estimate of the traffic that reaches a
+/// power falls short: 1.5^30 is beyond [`MAX_FACTOR`].
+const SEARCH_STEPS: usize = 40;
+
+/// Bisection steps after that search.
+const REFINE_STEPS: usize = 5;
 
 /// What the regression test would see if the canary were the regression to
 /// catch: requests per arm, and the hit rate per arm (stable's at the point
@@ -131,23 +135,50 @@ pub fn canary_requests_needed(process: &EProcess, scenario: &Scenario, log_thres
     if !scenario.is_usable() {
         return None;
     }
-    let reaches = |factor: f64| power(process, &scenario.scaled(factor), log_threshold) >= target;
-    if reaches(1.0) {
+    let power_at = |factor: f64| power(process, &scenario.scaled(factor), log_threshold);
+    let now = power_at(1.0);
+    if now >= target {
         return Some(0.0);
     }
-    let mut high = 2.0;
-    while !reaches(high) {
-        high *= 4.0;
-        if high > MAX_FACTOR {
+    // Power grows about like Φ(a + b·√factor): two looks place the
+    // factor, and a few more steps make sure it is reached. Cheap enough to
+    // run at every evaluation of every Rollout.
+    let probit = |p: f64| normal_quantile(p.clamp(1e-6, 1.0 - 1e-6));
+    let later = power_at(4.0);
+    let slope = probit(later) - probit(now);
+    let mut factor = if slope > 0.0 {
+        ((probit(target) - probit(now) + slope) / slope).powi(2).max(1.0)
+    } else {
+        4.0
+    };
+    let mut below = 1.0;
+    for _ in 0..SEARCH_STEPS {
+        if factor > MAX_FACTOR {
             return None;
         }
+        if power_at(factor) >= target {
+            break;
+        }
+        below = factor;
+        factor *= 1.5;
     }
-    let mut low = high / 4.0;
-    for _ in 0..SEARCH_STEPS {
-        let middle = (low * high).sqrt();
-        if reaches(middle) { high = middle } else { low = middle }
+    // Narrow down between the last factor short of the target and the first
+    // that reaches it, to within about 5 %.
+    for _ in 0..REFINE_STEPS {
+        let middle = (below * factor).sqrt();
+        if power_at(middle) >= target {
+            factor = middle
+        } else {
+            below = middle
+        }
     }
-    Some(scenario.requests.canary * (high - 1.0))
+    (power_at(factor) >= target).then_some(scenario.requests.canary * (factor - 1.0))
+}
+
+/// `Φ⁻¹(p)`.
+fn normal_quantile(p: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    Normal::standard().inverse_cdf(p)
 }
 
 /// The power for many expected hits. Near `H = λ` the boundary is a line,
@@ -283,6 +314,7 @@ mod tests {
         assert!(needed > 0.0, "{needed}");
         let factor = 1.0 + needed / 1000.0;
         let reached = power(&process, &now.scaled(factor), threshold);
+        // Within about 5 %, never less than needed.
         let short = power(&process, &now.scaled(1.0 + 0.9 * needed / 1000.0), threshold);
         assert!(reached >= 0.95 && short < 0.95, "{reached} {short}");
     }
