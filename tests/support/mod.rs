@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod realistic;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
