@@ -82,7 +82,7 @@ impl MetricStatus {
                 e_value(s.regression_e_value()),
                 e_value(s.non_inferiority_e_value())
             ));
-            if let Some(power) = &s.power {
+            if let Some(power) = s.power.as_ref().filter(|_| self.verdict != Verdict::Regression) {
                 line.push_str(&format!("; {}", describe_power(power, rate)));
             }
         }
