@@ -225,17 +225,46 @@ impl Histogram {
         self.interpolate(x, |lower, upper, x| (upper - x) / (upper - lower))
     }
 
-    /// As [`Histogram::above_interpolated`], but spread evenly in log
-    /// latency within a bucket, which follows latency's long right tail
-    /// more closely; used to estimate, not to test.
-    pub fn above_log_interpolated(&self, x: f64) -> Option<f64> {
-        self.interpolate(x, |lower, upper, x| {
-            if lower > 0.0 {
-                (upper / x).ln() / (upper / lower).ln()
-            } else {
-                (upper - x) / upper
+    /// The part of the bucket holding `x` that lies above it, read as a
+    /// tail falling geometrically: `S(x) = S(lo)·(S(hi)/S(lo))^t` with `t`
+    /// how far `x` is from `lo` to `hi` in log latency. Exact for a
+    /// power-law tail and close for a log-normal one, where spreading evenly
+    /// overstates what lies near the bucket's top. Evenly spread in the
+    /// first bucket and wherever nothing lies above the bucket (no tail to
+    /// follow). `None` for a point that is not finite.
+    pub fn tail_share(&self, x: f64) -> Option<f64> {
+        if !x.is_finite() {
+            return None;
+        }
+        let mut lower = (0.0, 0.0);
+        for bucket in &self.buckets {
+            if x <= bucket.le {
+                if x <= lower.0 || bucket.le <= lower.0 {
+                    return Some(1.0);
+                }
+                let (above_lower, above_upper) = (self.count - lower.1, self.count - bucket.count);
+                let even = (bucket.le - x) / (bucket.le - lower.0);
+                if lower.0 <= 0.0 || above_upper <= 0.0 || above_lower <= above_upper {
+                    return Some(even.clamp(0.0, 1.0));
+                }
+                let t = (x / lower.0).ln() / (bucket.le / lower.0).ln();
+                let above_x = above_lower * (above_upper / above_lower).powf(t);
+                return Some(((above_x - above_upper) / (above_lower - above_upper)).clamp(0.0, 1.0));
             }
-        })
+            lower = (bucket.le, bucket.count);
+        }
+        Some(1.0)
+    }
+
+    /// Observations above `x`: those above the bucket holding it, and
+    /// `share` of that bucket's.
+    pub fn above_with_share(&self, x: f64, share: f64) -> Option<f64> {
+        self.interpolate(x, |_, _, _| share)
+    }
+
+    /// Observations above `x`, the tail followed as [`Histogram::tail_share`] reads it.
+    pub fn above_tail_interpolated(&self, x: f64) -> Option<f64> {
+        self.above_with_share(x, self.tail_share(x)?)
     }
 
     /// Count above `x` with `share(lower, upper, x)`, the part of the bucket
@@ -312,8 +341,10 @@ mod tests {
         // 20 ms is two thirds of the way from 10 to 25: a third of 50 above it.
         let linear = h.above_interpolated(0.02).unwrap_or_default();
         assert!((linear - (30.0 + 50.0 / 3.0)).abs() < 1e-9, "{linear}");
-        let log = h.above_log_interpolated(0.02).unwrap_or_default();
-        assert!(log > 30.0 && log < linear, "{log}");
+        // Read as a falling tail, less of the bucket lies near its top.
+        let tail = h.above_tail_interpolated(0.02).unwrap_or_default();
+        assert!(tail > 30.0 && tail < linear, "{tail}");
+        assert_eq!(h.above_tail_interpolated(0.025), Some(30.0));
         // Inside the first bucket, from 0; beyond the last finite edge, +Inf's count.
         assert_eq!(h.above_interpolated(0.005), Some(90.0));
         assert_eq!(h.above_interpolated(1.0), Some(30.0));

@@ -101,8 +101,8 @@ pub fn describe_power(power: &PowerProgress, rate: Option<f64>) -> String {
         100.0 * power.power,
         100.0 * power.target
     );
-    if let Some(edge) = power.weakest_edge {
-        text.push_str(&format!(" (weakest at the {} edge)", seconds(edge)));
+    if let Some(edge) = power.edge {
+        text.push_str(&format!(" (by the {} edge)", seconds(edge)));
     }
     if power.reached() {
         return text;
@@ -270,7 +270,7 @@ mod tests {
             power: 0.62,
             target: 0.95,
             canary_requests_needed: Some(41_000.0),
-            weakest_edge: None,
+            edge: None,
         };
         let text = describe_power(&power, Some(62.0));
         assert!(text.contains("power 62 % of 95 %"), "{text}");

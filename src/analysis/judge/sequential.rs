@@ -144,6 +144,11 @@ pub struct EdgeTest {
     /// stable has above this point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression_stable_point: Option<f64>,
+    /// The part of the bucket holding that point counted as above it, fixed
+    /// from stable's histogram at the first reading (`Histogram::tail_share`),
+    /// so that every window is read alike. Absent: spread evenly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression_stable_share: Option<f64>,
     /// The canary's edge for non-inferiority: the last bucket at or below
     /// `(1 + margin)` × the stable edge.
     pub non_inferiority_edge: Option<f64>,
@@ -186,7 +191,7 @@ pub struct SequentialState {
 #[serde(rename_all = "camelCase")]
 pub struct PowerProgress {
     /// The chance that the traffic seen so far would have caught the
-    /// regression to catch (the weakest edge's, for latency).
+    /// regression to catch (for latency, the edge that catches it best).
     pub power: f64,
     /// The power at which a step may advance.
     pub target: f64,
@@ -195,9 +200,9 @@ pub struct PowerProgress {
     /// tell that regression from what it tolerates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_requests_needed: Option<f64>,
-    /// For latency, the stable edge whose test is weakest.
+    /// For latency, the stable edge whose test gives that power.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weakest_edge: Option<f64>,
+    pub edge: Option<f64>,
 }
 
 impl PowerProgress {
@@ -292,6 +297,7 @@ impl SequentialJudge {
             .into_iter()
             .map(|y| {
                 let regression_stable_point = (self.tolerance > 0.0).then(|| y / (1.0 + self.tolerance));
+                let regression_stable_share = regression_stable_point.and_then(|p| stable.tail_share(p));
                 let non_inferiority_edge = stable
                     .buckets
                     .iter()
@@ -301,6 +307,7 @@ impl SequentialJudge {
                     stable_edge: Some(y),
                     regression_edge: Some(y),
                     regression_stable_point,
+                    regression_stable_share,
                     non_inferiority_edge,
                     regression: Some(EProcess::regression(1.0)),
                     non_inferiority: EProcess::non_inferiority(1.0),
@@ -329,7 +336,10 @@ impl SequentialJudge {
                     };
                     let stable = arms.stable.above(test.stable_edge?)?;
                     let stable_regression = match test.regression_stable_point {
-                        Some(point) => arms.stable.above_interpolated(point)?,
+                        Some(point) => match test.regression_stable_share {
+                            Some(share) => arms.stable.above_with_share(point, share)?,
+                            None => arms.stable.above_interpolated(point)?,
+                        },
                         None => stable,
                     };
                     Some(EdgeHits {
@@ -348,7 +358,10 @@ impl SequentialJudge {
         if state.peak_regression_log_e >= threshold {
             return Verdict::Regression;
         }
-        if !state.tests.is_empty() && state.tests.iter().all(|t| t.non_inferiority.peak_log_e >= threshold) {
+        if self.margin_within_detect()
+            && !state.tests.is_empty()
+            && state.tests.iter().all(|t| t.non_inferiority.peak_log_e >= threshold)
+        {
             return Verdict::NonInferior;
         }
         // No regression evidence, and enough traffic that a regression of
@@ -357,6 +370,15 @@ impl SequentialJudge {
             return Verdict::NonInferior;
         }
         Verdict::Continue
+    }
+
+    /// Whether non-inferiority by `margin` may advance a step: not when
+    /// `detect` names a smaller regression than the margin lets through,
+    /// which would pass the very canaries `detect` says must be caught.
+    fn margin_within_detect(&self) -> bool {
+        self.detect
+            .as_ref()
+            .is_none_or(|d| 1.0 + self.margin <= d.ratio * (1.0 + 1e-9))
     }
 
     /// How surely the traffic so far would have caught `detect`'s
@@ -372,33 +394,43 @@ impl SequentialJudge {
         // `1/α` whenever one edge alone reaches `K/α`: judge each edge
         // against that, which can only understate the power.
         let log_threshold = self.threshold() + (tests.len().max(1) as f64).ln();
-        let mut progress = PowerProgress {
-            power: 1.0,
-            target: detect.power,
-            canary_requests_needed: Some(0.0),
-            weakest_edge: None,
-        };
-        if tests.is_empty() {
-            progress.power = 0.0;
-            progress.canary_requests_needed = None;
-        }
-        let mut weakest: Option<(&EProcess, Scenario)> = None;
+        // Per test, the least power over the scenarios of stable's rate.
+        // Latency is caught by whichever edge catches it: a whole-latency
+        // slowdown moves every edge, so the best edge's power is the
+        // test's. (A slowdown of the tail alone shows only at the high
+        // edges; status gives their power too, via the edge named.)
+        let mut best: Option<(f64, Option<f64>, &EProcess, Scenario)> = None;
         for (test, process) in tests {
-            for scenario in self.scenarios(detect, test, state) {
-                let p = power::power(process, &scenario, log_threshold);
-                if p < progress.power {
-                    progress.power = p;
-                    progress.weakest_edge = test.stable_edge;
-                    weakest = Some((process, scenario));
-                }
+            let weakest = self
+                .scenarios(detect, test, state)
+                .into_iter()
+                .map(|scenario| (power::power(process, &scenario, log_threshold), scenario))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((p, scenario)) = weakest
+                && best.as_ref().is_none_or(|b| p > b.0)
+            {
+                best = Some((p, test.stable_edge, process, scenario));
             }
         }
-        // What the weakest test needs; the others need less.
-        if progress.power < detect.power {
-            progress.canary_requests_needed = weakest.and_then(|(process, scenario)| {
-                power::canary_requests_needed(process, &scenario, log_threshold, detect.power)
+        let Some((power, edge, process, scenario)) = best else {
+            return Some(PowerProgress {
+                power: 0.0,
+                target: detect.power,
+                canary_requests_needed: None,
+                edge: None,
             });
-        }
+        };
+        let canary_requests_needed = if power >= detect.power {
+            Some(0.0)
+        } else {
+            power::canary_requests_needed(process, &scenario, log_threshold, detect.power)
+        };
+        let progress = PowerProgress {
+            power,
+            target: detect.power,
+            canary_requests_needed,
+            edge,
+        };
         Some(progress)
     }
 
@@ -420,11 +452,12 @@ impl SequentialJudge {
                 let stable = &arms.stable;
                 let count = stable.count;
                 let canary_edge = test.regression_edge.unwrap_or(edge);
-                let stable_side = match test.regression_stable_point {
-                    Some(point) => stable.above_interpolated(point),
-                    None => stable.above(edge),
+                let stable_side = match (test.regression_stable_point, test.regression_stable_share) {
+                    (Some(point), Some(share)) => stable.above_with_share(point, share),
+                    (Some(point), None) => stable.above_interpolated(point),
+                    (None, _) => stable.above(edge),
                 };
-                let slowed = stable.above_log_interpolated(canary_edge / detect.ratio.max(1.0));
+                let slowed = stable.above_tail_interpolated(canary_edge / detect.ratio.max(1.0));
                 match (stable_side, slowed) {
                     (Some(s), Some(c)) if count > 0.0 => vec![scenario(s / count, c / count)],
                     _ => vec![],
