@@ -2,7 +2,7 @@
 //! (`traefik-error-rate` and `traefik-latency`), installed as a user installs
 //! them, judge canaries of the demo app under realistic traffic: 100
 //! requests/s per service through Traefik, latency p50 20 ms / p99 80 ms,
-//! 0.1 % 5xx. Steps 20 % and 50 %, each held 1 to 4 minutes,
+//! 0.1 % 5xx. Steps 20 % and 50 %, each held 1 to 5 minutes,
 //! `onInconclusive: pause`.
 //!
 //! A healthy canary is promoted within its holds and never paused; a canary
@@ -29,11 +29,12 @@ use support::*;
 /// Requests per second to each service, through Traefik.
 const RATE: u32 = 100;
 const MIN_HOLD: Duration = Duration::from_secs(60);
-const MAX_HOLD: Duration = Duration::from_secs(240);
+const MAX_HOLD: Duration = Duration::from_secs(300);
+const STABLE_HISTORY: Duration = Duration::from_secs(90);
 /// Step weights of every case.
 const STEPS: [i32; 2] = [20, 50];
 /// Past both maximum holds, an outcome is overdue.
-const OUTCOME_WITHIN: Duration = Duration::from_secs(2 * 240 + 60);
+const OUTCOME_WITHIN: Duration = Duration::from_secs(2 * 300 + STABLE_HISTORY.as_secs() + 60);
 
 #[derive(Clone, Copy, Debug)]
 enum Expect {
@@ -171,7 +172,10 @@ async fn run_case(case: Case) -> Result<String, String> {
     .stable_revision
     .expect("a stable revision");
     let _load = steady_load(&host, RATE);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A service has served a while before its next release: stable's
+    // counters then say what its error rate is, which is what the power
+    // to catch "+0.5 points" is reckoned against.
+    tokio::time::sleep(STABLE_HISTORY).await;
     patch_spec(
         &ns,
         "demo",
