@@ -38,6 +38,12 @@ const EXACT_UP_TO: f64 = 60.0;
 /// Beyond a million times the traffic so far, a decision is out of reach.
 const MAX_FACTOR: f64 = 1e6;
 
+/// Expected hits beyond which a reply is not taken as traffic (10^12).
+const MAX_HITS: f64 = 1e12;
+
+/// Enough halvings for any hit count up to [`MAX_HITS`].
+const MAX_BISECTIONS: usize = 64;
+
 /// Steps of 1.5× when the first estimate of the traffic that reaches a
 /// power falls short: 1.5^30 is beyond [`MAX_FACTOR`].
 const SEARCH_STEPS: usize = 40;
@@ -98,6 +104,10 @@ pub fn power(process: &EProcess, scenario: &Scenario, log_threshold: f64) -> f64
         let log_e = log_sum_exp(steps.iter().map(|(a, b, w)| w + k * a + (hits - k) * b)) - log_total_weight;
         log_e >= log_threshold
     };
+    // Counts no service produces: say nothing rather than compute on them.
+    if !mean.is_finite() || mean > MAX_HITS {
+        return 0.0;
+    }
     if mean > EXACT_UP_TO {
         normal_power(mean, theta, &crosses)
     } else {
@@ -210,7 +220,11 @@ fn first_crossing(hits: f64, crosses: impl Fn(f64, f64) -> bool) -> f64 {
         return hits + 1.0;
     }
     let (mut low, mut high) = (0.0, hits);
-    while low < high {
+    // Bounded: beyond 2^53 hits a float bisection can stop moving.
+    for _ in 0..MAX_BISECTIONS {
+        if low >= high {
+            break;
+        }
         let middle = ((low + high) / 2.0).floor();
         if crosses(middle, hits) {
             high = middle
@@ -286,6 +300,17 @@ mod tests {
         let larger = power(&process, &scenario((4000.0, 1000.0), (0.001, 0.02)), threshold);
         assert!(small < more && small < larger, "{small} {more} {larger}");
         assert!(more > 0.9, "{more}");
+    }
+
+    #[test]
+    fn absurd_counts_end_in_no_power_not_a_hang() {
+        let process = EProcess::regression(1.1);
+        for n in [1e15, 1e300, f64::MAX] {
+            let p = power(&process, &scenario((n, n), (0.5, 0.9)), 20f64.ln());
+            assert!(p == 0.0, "{n}: {p}");
+            let needed = canary_requests_needed(&process, &scenario((n, n), (0.5, 0.9)), 20f64.ln(), 0.9);
+            assert_eq!(needed, None);
+        }
     }
 
     #[test]
