@@ -19,7 +19,7 @@ use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
 use crate::api::conditions::{find_condition, types};
 use crate::api::{Rollout, RolloutStatus};
-use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, TrafficSplit, due_hooks, plan};
+use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, clear_canary_traffic, due_hooks, plan};
 use crate::routing::router_for;
 
 /// The longest one reconcile may take. Every call inside has its own
@@ -268,32 +268,25 @@ fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStat
 /// them.
 async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
     let router = router_for(ctx.client.clone(), ns, &rollout.spec);
+    let target = Target {
+        client: &ctx.client,
+        ns,
+        rollout,
+        template: None,
+        deployments: &[],
+        router: router.as_deref(),
+    };
     if let Some(router) = router.as_deref()
-        && let Ok(RouteState::Present {
-            split, matches, mirror, ..
-        }) = router.observe().await
+        && let Ok(route) = router.observe().await
     {
-        if split != Some(TrafficSplit::ALL_STABLE) {
-            router.set_weights(TrafficSplit::ALL_STABLE).await?;
-        }
-        if matches.is_some() {
-            router.set_matches(None).await?;
-        }
-        // A mirror left behind would copy users' requests to a canary that
-        // is about to disappear.
-        if mirror.is_some() {
-            router.set_mirror(None).await?;
+        // The same writes an abort makes: weights, match rule and mirror. A
+        // mirror left behind would copy users' requests to a canary that is
+        // about to disappear.
+        for action in clear_canary_traffic(Some(&route)) {
+            target.apply(&action).await?;
         }
     }
     if let Some(stable) = rollout.status.as_ref().and_then(|s| s.stable_revision.as_deref()) {
-        let target = Target {
-            client: &ctx.client,
-            ns,
-            rollout,
-            template: None,
-            deployments: &[],
-            router: router.as_deref(),
-        };
         target.hand_over(stable).await?;
         let service = &rollout.spec.service;
         let message = format!(

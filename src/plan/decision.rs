@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::api::{RequestMatch, RolloutStatus};
 
-use super::TrafficSplit;
+use super::observed::{RouteState, TrafficSplit};
 
 /// One change to the world. The controller applies a plan's actions in order
 /// and stops at the first failure (the next reconcile plans again).
@@ -84,4 +84,30 @@ impl Plan {
             _ => None,
         })
     }
+}
+
+/// The route writes that send every request back to stable and remove all
+/// Siskin put on the route for a canary: the weights, the match rule and
+/// the mirror, in that order (the users' share first). Empty when the route
+/// has none of them, or is not there to write. The one place this is
+/// decided: an abort, a promotion, the steady state, a superseded canary,
+/// a re-pointed canary Service and a deleted Rollout all clear through it.
+pub fn clear_canary_traffic(route: Option<&RouteState>) -> Vec<Action> {
+    let Some(RouteState::Present {
+        split, matches, mirror, ..
+    }) = route
+    else {
+        return Vec::new();
+    };
+    let mut actions = Vec::new();
+    if *split != Some(TrafficSplit::ALL_STABLE) {
+        actions.push(Action::SetWeights(TrafficSplit::ALL_STABLE));
+    }
+    if matches.is_some() {
+        actions.push(Action::SetMatches(None));
+    }
+    if mirror.is_some() {
+        actions.push(Action::SetMirror(None));
+    }
+    actions
 }

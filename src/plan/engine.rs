@@ -1,187 +1,18 @@
-//! The engine's working state for one reconcile, and the entry point that
-//! dispatches on where the rollout stands.
-
-use std::time::Duration;
+//! The entry point: dispatches on where the rollout stands, and acts on
+//! the outcomes its parts return. Only this module turns an outcome (a
+//! regression, a failed gate, the last step passed) into an abort, a pause
+//! or a promotion.
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::conditions::{ConditionState, set_condition, types};
-use crate::api::{RolloutPhase, RolloutSpec, RolloutStatus};
+use crate::api::{PauseReason, RolloutPhase, RolloutSpec, RolloutStatus};
 
-use super::decision::{Action, EventKind, Plan, PlanEvent};
+use super::context::{ANALYSIS_POLL, Ctx, Pair, ROUTE_MISSING_POLL, Stop};
+use super::decision::{EventKind, Plan};
 use super::observed::{Observed, RouteState, TrafficSplit};
+use super::progress::{self, Next};
 use super::steps::{Shape, StepPlan, expand};
-use super::{hooks, lifecycle, progress, requests};
-
-/// How soon to look again while waiting on pods, Services or the data plane.
-/// Deployments are watched, so this is only a safety net for missed events.
-pub const POLL: Duration = Duration::from_secs(5);
-/// How soon to look again while a route is missing: a human must act.
-pub const ROUTE_MISSING_POLL: Duration = Duration::from_secs(30);
-/// How often to look at a verdict while the analysis has not concluded.
-pub const ANALYSIS_POLL: Duration = Duration::from_secs(15);
-
-/// What the Progressing condition and `status.message` will say.
-pub(super) struct Note {
-    pub progressing: bool,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// The plan under construction.
-pub(super) struct Ctx<'a> {
-    pub spec: &'a RolloutSpec,
-    pub observed: &'a Observed,
-    pub now: Timestamp,
-    pub status: RolloutStatus,
-    actions: Vec<Action>,
-    events: Vec<PlanEvent>,
-    requeue: Option<Duration>,
-    note: Option<Note>,
-    /// Set by the steady state when one revision serves everything.
-    pub healthy: bool,
-}
-
-impl<'a> Ctx<'a> {
-    fn new(spec: &'a RolloutSpec, status: Option<&RolloutStatus>, observed: &'a Observed, now: Timestamp) -> Self {
-        Ctx {
-            spec,
-            observed,
-            now,
-            status: status.cloned().unwrap_or_default(),
-            actions: Vec::new(),
-            events: Vec::new(),
-            requeue: None,
-            note: None,
-            healthy: false,
-        }
-    }
-
-    /// Adds an action once. A later `SetWeights` replaces an earlier one, so
-    /// a plan never writes the route twice.
-    pub fn act(&mut self, action: Action) {
-        if self.actions.contains(&action) {
-            return;
-        }
-        if matches!(action, Action::SetWeights(_)) {
-            self.actions.retain(|a| !matches!(a, Action::SetWeights(_)));
-        }
-        self.actions.push(action);
-    }
-
-    /// Whether an action touching this revision's Deployment is planned.
-    pub fn scales(&self, revision: &str) -> bool {
-        self.actions.iter().any(|a| match a {
-            Action::Deploy { revision: r, .. } | Action::Scale { revision: r, .. } => r == revision,
-            _ => false,
-        })
-    }
-
-    pub fn event(&mut self, kind: EventKind, reason: &'static str, message: String) {
-        self.events.push(PlanEvent { kind, reason, message });
-    }
-
-    /// Asks to be reconciled again within `after`.
-    pub fn requeue(&mut self, after: Duration) {
-        self.requeue = Some(self.requeue.map_or(after, |r| r.min(after)));
-    }
-
-    /// Records what the rollout is doing; the last note of a plan wins.
-    pub fn note(&mut self, progressing: bool, reason: &'static str, message: String) {
-        self.note = Some(Note {
-            progressing,
-            reason,
-            message,
-        });
-    }
-
-    pub fn phase(&mut self, phase: RolloutPhase) {
-        self.status.phase = Some(phase);
-    }
-
-    pub fn now_time(&self) -> Time {
-        Time(self.now)
-    }
-
-    /// Time since `then`; zero if `then` is in the future (clock skew
-    /// between controller replicas must not make a hold negative).
-    pub fn elapsed_since(&self, then: Timestamp) -> Duration {
-        Duration::try_from(self.now.duration_since(then)).unwrap_or(Duration::ZERO)
-    }
-
-    /// Time until `then`; zero if it has passed.
-    pub fn elapsed_until(&self, then: Timestamp) -> Duration {
-        Duration::try_from(then.duration_since(self.now)).unwrap_or(Duration::ZERO)
-    }
-
-    /// `now + after`, saturating.
-    pub fn in_future(&self, after: Duration) -> Timestamp {
-        self.now.saturating_add(after).unwrap_or(Timestamp::MAX)
-    }
-
-    fn finish(mut self) -> Plan {
-        let note = self.note.take().unwrap_or(Note {
-            progressing: false,
-            reason: "Idle",
-            message: String::new(),
-        });
-        self.status.message = (!note.message.is_empty()).then(|| note.message.clone());
-        for wanted in self.conditions(note) {
-            let now = self.now_time();
-            set_condition(&mut self.status.conditions, wanted, self.observed.generation, now);
-        }
-        Plan {
-            actions: self.actions,
-            status: self.status,
-            requeue_after: self.requeue,
-            events: self.events,
-        }
-    }
-
-    fn conditions(&self, note: Note) -> [ConditionState; 7] {
-        let phase = self.status.phase;
-        let healthy = phase == Some(RolloutPhase::Healthy) && self.healthy;
-        let paused = self.status.pause.as_ref();
-        let aborted = self.status.abort.as_ref();
-        let invalid = phase == Some(RolloutPhase::InvalidSpec);
-        let stalled = match (aborted, invalid) {
-            (_, true) => ConditionState::new(types::STALLED, true, note.reason, &note.message),
-            (Some(a), false) => ConditionState::new(types::STALLED, true, "Aborted", &a.message),
-            (None, false) => ConditionState::new(types::STALLED, false, "NotStalled", ""),
-        };
-        let reconciling = !healthy && !stalled.status;
-        [
-            ConditionState::new(types::PROGRESSING, note.progressing, note.reason, &note.message),
-            ConditionState::new(
-                types::HEALTHY,
-                healthy,
-                if healthy { "Stable" } else { note.reason },
-                &note.message,
-            ),
-            match paused {
-                Some(p) => ConditionState::new(types::PAUSED, true, p.reason.as_str(), ""),
-                None => ConditionState::new(types::PAUSED, false, "NotPaused", ""),
-            },
-            match aborted {
-                Some(a) => ConditionState::new(types::ABORTED, true, a.reason.as_str(), &a.message),
-                None => ConditionState::new(types::ABORTED, false, "NotAborted", ""),
-            },
-            ConditionState::new(
-                types::INVALID_SPEC,
-                invalid,
-                if invalid { note.reason } else { "Valid" },
-                if invalid { note.message.as_str() } else { "" },
-            ),
-            if reconciling {
-                ConditionState::new(types::RECONCILING, true, note.reason, &note.message)
-            } else {
-                ConditionState::new(types::RECONCILING, false, "Reconciled", "")
-            },
-            stalled,
-        ]
-    }
-}
+use super::{hooks, lifecycle, requests};
 
 /// The step engine: from the spec, the last status and the observed world,
 /// decides what to do now. Pure: no I/O, no clock but `now`.
@@ -256,16 +87,18 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
         None => lifecycle::first_revision(ctx, steps, &desired),
         Some(stable) if stable == desired => lifecycle::steady(ctx, steps, &stable),
         Some(stable) => {
-            let pair = progress::Pair {
+            let pair = Pair {
                 stable: &stable,
                 canary: &desired,
             };
             if ctx.status.canary_revision.as_deref() != Some(desired.as_str()) {
-                lifecycle::start_canary(ctx, steps, pair);
+                if lifecycle::start_canary(ctx, steps, pair) {
+                    run_steps(ctx, steps, pair);
+                }
             } else if ctx.status.abort.is_some() {
                 lifecycle::hold_aborted(ctx, steps, pair);
             } else if ctx.observed.services.stable.as_deref() == Some(desired.as_str())
-                && !steps.active_on_canary_at(progress::current_index(ctx))
+                && !steps.active_on_canary_at(ctx.current_index())
             {
                 // Only a promotion points the stable Service at the canary.
                 // Seeing it here means one was acted on but its status never
@@ -274,7 +107,7 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
                 // traffic back to the old revision and promote again.
                 lifecycle::promote(ctx, steps, pair);
             } else {
-                progress::run(ctx, steps, pair);
+                run_steps(ctx, steps, pair);
             }
         }
     }
@@ -283,9 +116,34 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
     // The analysis is evaluated when the Rollout is reconciled: while it
     // measures, reconcile at least every poll, so that a regression is
     // caught during a long minimum hold or an inconclusive pause too.
-    if progress::measuring(steps, &ctx.status).is_some() {
+    if steps.measuring(&ctx.status).is_some() {
         ctx.requeue(ANALYSIS_POLL);
     }
+}
+
+/// Runs the canary's steps and acts on where they end.
+fn run_steps(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+    match progress::run(ctx, steps, pair) {
+        Ok(Next::Wait) => {}
+        Ok(Next::Promote) => lifecycle::promote(ctx, steps, pair),
+        Err(Stop::Abort { reason, message }) => lifecycle::abort(ctx, steps, pair, reason, message),
+        Err(Stop::Pause { reason, message }) => hold_paused(ctx, reason, message),
+    }
+}
+
+/// A gate that needs a human: the canary holds where it is, traffic
+/// unchanged, until `siskin resume`, `promote` or `abort`.
+fn hold_paused(ctx: &mut Ctx, reason: PauseReason, message: String) {
+    let (event, hint) = match reason {
+        PauseReason::Inconclusive => ("AnalysisInconclusive", "paused"),
+        _ => ("Paused", "`siskin resume` calls it again"),
+    };
+    let now = ctx.now_time();
+    if ctx.pause(reason, now) {
+        ctx.event(EventKind::Warning, event, message.clone());
+    }
+    ctx.phase(RolloutPhase::Paused);
+    ctx.note(false, "Paused", format!("{message}; {hint}"));
 }
 
 /// The canary's share as users get it: from the route once the data plane

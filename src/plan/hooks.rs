@@ -11,15 +11,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::api::{
-    AbortReason, HookPhase, HookStatus, PauseReason, PauseStatus, RolloutPhase, RolloutSpec, RolloutStatus, Webhook,
-    WebhookFailurePolicy, WebhookType,
+    AbortReason, HookPhase, HookStatus, PauseReason, RolloutSpec, RolloutStatus, Webhook, WebhookFailurePolicy,
+    WebhookType,
 };
 
+use super::context::{Ctx, Pair, Stop};
 use super::decision::EventKind;
-use super::engine::Ctx;
-use super::lifecycle;
-use super::progress::Pair;
-use super::steps::StepPlan;
+use super::observed::HookOutcome;
 
 /// How long a call may take when the webhook does not say.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,24 +25,6 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HOOK_RETRIES: i32 = 2;
 /// How soon a gate that said no, or a call that failed, is called again.
 pub const HOOK_RETRY: Duration = Duration::from_secs(5);
-
-/// What one call answered, as the controller saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HookOutcome {
-    /// A 2xx answer.
-    Yes { code: u16 },
-    /// Any other HTTP answer; `body` is its start, for humans.
-    No { code: u16, body: String },
-    /// No answer: timeout, connection refused, bad URL.
-    Failed { message: String },
-}
-
-/// The answer to one call of the webhook `name`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookResult {
-    pub name: String,
-    pub outcome: HookOutcome,
-}
 
 /// One call the controller should make now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,9 +145,9 @@ fn answer(code: u16, body: &str) -> String {
 }
 
 /// A gate: true once every webhook of `type_` has answered yes for this
-/// canary (and step). Otherwise asks for the calls, or applies the failure
-/// policy of a hook that failed, and waits.
-pub(super) fn gate(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, type_: WebhookType, step: Option<i32>) -> bool {
+/// canary (and step); false while calls are asked for or answered no. A
+/// hook that failed for good returns its failure policy as a [`Stop`].
+pub(super) fn gate(ctx: &mut Ctx, pair: Pair, type_: WebhookType, step: Option<i32>) -> Result<bool, Stop> {
     let hooks: Vec<Webhook> = ctx.spec.webhooks.iter().filter(|w| w.type_ == type_).cloned().collect();
     let mut open = true;
     for hook in hooks {
@@ -202,13 +182,10 @@ pub(super) fn gate(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, type_: WebhookTy
                 wait_for(ctx, &hook, &entry);
                 open = false;
             }
-            HookPhase::Failed => {
-                fail(ctx, steps, pair, &hook, &entry);
-                return false;
-            }
+            HookPhase::Failed => return Err(failed(&hook, &entry)),
         }
     }
-    open
+    Ok(open)
 }
 
 fn wait_for(ctx: &mut Ctx, hook: &Webhook, entry: &HookStatus) {
@@ -242,7 +219,8 @@ fn wait_for(ctx: &mut Ctx, hook: &Webhook, entry: &HookStatus) {
     ctx.requeue(due.max(Duration::from_secs(1)));
 }
 
-fn fail(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, hook: &Webhook, entry: &HookStatus) {
+/// What a hook that failed for good asks for: its `onFailure` policy.
+fn failed(hook: &Webhook, entry: &HookStatus) -> Stop {
     let message = format!(
         "{} webhook {} failed {} time(s): {}",
         hook.type_.as_str(),
@@ -251,41 +229,14 @@ fn fail(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, hook: &Webhook, entry: &Hoo
         entry.message
     );
     match hook.on_failure.unwrap_or_default() {
-        WebhookFailurePolicy::Abort => lifecycle::abort(ctx, steps, pair, AbortReason::Webhook, message),
-        WebhookFailurePolicy::Pause => {
-            if ctx.status.pause.is_none() {
-                ctx.status.pause = Some(PauseStatus {
-                    reason: PauseReason::Webhook,
-                    since: ctx.now_time(),
-                });
-                ctx.event(EventKind::Warning, "Paused", message.clone());
-            }
-            ctx.phase(RolloutPhase::Paused);
-            ctx.note(false, "Paused", format!("{message}; `siskin resume` calls it again"));
-        }
-    }
-}
-
-/// Queues the notification webhooks of `type_` about `revision`.
-pub(super) fn notify(ctx: &mut Ctx, type_: WebhookType, revision: &str) {
-    let names: Vec<String> = ctx
-        .spec
-        .webhooks
-        .iter()
-        .filter(|w| w.type_ == type_)
-        .map(|w| w.name.clone())
-        .collect();
-    for name in names {
-        ctx.status.hooks.retain(|h| !(h.name == name && h.revision == revision));
-        ctx.status.hooks.push(HookStatus {
-            name,
-            revision: revision.to_string(),
-            step: None,
-            phase: HookPhase::Waiting,
-            attempts: 0,
-            message: String::new(),
-            last_called_at: None,
-        });
+        WebhookFailurePolicy::Abort => Stop::Abort {
+            reason: AbortReason::Webhook,
+            message,
+        },
+        WebhookFailurePolicy::Pause => Stop::Pause {
+            reason: PauseReason::Webhook,
+            message,
+        },
     }
 }
 
@@ -306,21 +257,6 @@ pub(super) fn requeue_pending(ctx: &mut Ctx) {
     if let Some(next) = next {
         ctx.requeue(next.max(Duration::from_secs(1)));
     }
-}
-
-/// A new canary starts with no gate answers; notifications not yet
-/// delivered stay.
-pub(super) fn forget_gates(ctx: &mut Ctx) {
-    let notification = |h: &HookStatus, spec: &RolloutSpec| {
-        spec.webhooks
-            .iter()
-            .find(|w| w.name == h.name)
-            .is_some_and(|w| !w.type_.is_gate())
-    };
-    let spec = ctx.spec;
-    ctx.status
-        .hooks
-        .retain(|h| notification(h, spec) && h.phase == HookPhase::Waiting);
 }
 
 /// `siskin resume` or `retry`: gates that failed are called again from

@@ -1,17 +1,14 @@
 //! The moments around the steps: the first revision, a new canary, the
 //! promotion, the abort, the steady state, and retiring old revisions.
 
-use crate::api::{AbortReason, AbortStatus, RolloutPhase, ScheduledScaleDown, WebhookType};
+use crate::api::{AbortReason, RolloutPhase, ScheduledScaleDown, WebhookType};
 
+use super::context::{Ctx, POLL, Pair, route_name};
 use super::decision::{Action, EventKind};
-use super::engine::{Ctx, POLL};
-use super::hooks;
 use super::observed::{RouteState, TrafficSplit};
-use super::progress::{self, Pair};
 use super::queue::QueuePlace;
 use super::rolling;
 use super::steps::{Shape, StepPlan};
-use super::traffic::route_name;
 
 /// No stable revision yet: the first one is simply deployed and becomes
 /// stable; there is nothing to compare a canary with.
@@ -53,7 +50,7 @@ pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
         let message = format!("the spec is back at stable {stable}; dropped canary {canary}");
         ctx.event(EventKind::Normal, "CanaryDropped", message);
     }
-    clear_rollout(ctx);
+    ctx.forget_canary();
     let state = ctx.observed.revision(stable).cloned();
     if state.as_ref().map(|s| s.replicas) != Some(steps.replicas) {
         ctx.act(Action::Deploy {
@@ -87,32 +84,13 @@ pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
     }
 }
 
-/// Keeps the route at 100/0, writing it if needed. Returns whether it is
-/// there and accepted; notes why not.
+/// Keeps the route at 100/0 with nothing of Siskin's on it, writing it if
+/// needed. Returns whether it is there and accepted; notes why not.
 fn all_stable_on_route(ctx: &mut Ctx) -> bool {
     match ctx.observed.route.clone() {
-        Some(RouteState::Present {
-            split,
-            accepted,
-            matches,
-            mirror,
-        }) => {
-            if mirror.is_some() {
-                ctx.act(Action::SetMirror(None));
-            }
-            if split != Some(TrafficSplit::ALL_STABLE) {
-                ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+        Some(RouteState::Present { accepted, .. }) => {
+            if ctx.clear_canary_traffic() {
                 ctx.note(false, "ShiftingTraffic", "returning all traffic to stable".into());
-                ctx.requeue(POLL);
-                return false;
-            }
-            if matches.is_some() {
-                ctx.act(Action::SetMatches(None));
-                ctx.note(
-                    false,
-                    "ShiftingTraffic",
-                    "removing the canary's request-match rule".into(),
-                );
                 ctx.requeue(POLL);
                 return false;
             }
@@ -136,53 +114,31 @@ fn all_stable_on_route(ctx: &mut Ctx) -> bool {
     }
 }
 
-/// Forgets everything about a finished or dropped canary.
-fn clear_rollout(ctx: &mut Ctx) {
-    let status = &mut ctx.status;
-    status.canary_revision = None;
-    status.current_step_index = None;
-    status.steps_hash = None;
-    status.step_started_at = None;
-    status.pause = None;
-    status.abort = None;
-    status.queued_since = None;
-    status.canary_weight = Some(0);
-}
-
 /// A new revision appeared. If another canary was taking traffic, that
-/// traffic returns to stable first (one route write) and the steps start
-/// over on the next reconcile; otherwise the first step starts now.
-pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
+/// traffic returns to stable first and the steps start over on the next
+/// reconcile; otherwise returns true: the first step starts now.
+pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool {
     if walking_back(ctx, steps, pair.stable) {
         let message = format!(
             "revision {} waits: the previous canary's pods go back to stable {} first",
             pair.canary, pair.stable
         );
         ctx.note(true, "RestartingFromStable", message);
-        return;
+        return false;
     }
     if let Some(place) = ctx.observed.queue.clone() {
         wait_in_queue(ctx, steps, pair, &place);
-        return;
+        return false;
     }
     let previous = ctx.status.canary_revision.replace(pair.canary.to_string());
-    let status = &mut ctx.status;
-    status.queued_since = None;
-    status.current_step_index = Some(0);
-    status.steps_hash = Some(steps.hash.clone());
-    status.step_started_at = None;
-    status.pause = None;
-    status.abort = None;
-    status.verdict = None;
-    // The judges' state belongs to the canary it measured.
-    status.analysis = None;
-    status.canary_weight = Some(0);
-    hooks::forget_gates(ctx);
+    ctx.begin_steps();
+    ctx.status.queued_since = None;
+    ctx.status.steps_hash = Some(steps.hash.clone());
+    ctx.status.canary_weight = Some(0);
     let Some(previous) = previous else {
         let message = format!("rolling out {}; stable is {}", pair.canary, pair.stable);
         ctx.event(EventKind::Normal, "NewRevision", message);
-        progress::run(ctx, steps, pair);
-        return;
+        return true;
     };
     let message = format!(
         "revision {} replaces canary {previous}; restarting from stable {}",
@@ -207,13 +163,12 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
                 replicas: 0,
             });
         }
-    } else if ctx.observed.split().is_none_or(|s| s != TrafficSplit::ALL_STABLE)
-        && matches!(ctx.observed.route, Some(RouteState::Present { .. }))
-    {
-        ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
+    } else {
+        ctx.clear_canary_traffic();
     }
     ctx.note(true, "RestartingFromStable", message);
     ctx.requeue(POLL);
+    false
 }
 
 /// Every rollout slot of the cluster is taken: the new revision waits
@@ -260,23 +215,8 @@ fn walking_back(ctx: &mut Ctx, steps: &StepPlan, stable: &str) -> bool {
 
 /// Rolls back: all traffic to stable in one route write, now.
 pub(super) fn abort(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, reason: AbortReason, message: String) {
-    mark_aborted(ctx, reason, message);
+    ctx.mark_aborted(reason, message);
     hold_aborted(ctx, steps, pair);
-}
-
-/// Records an abort in the status; `hold_aborted` does the rest.
-pub(super) fn mark_aborted(ctx: &mut Ctx, reason: AbortReason, message: String) {
-    ctx.event(EventKind::Warning, "Aborted", message.clone());
-    if let Some(canary) = ctx.status.canary_revision.clone() {
-        hooks::notify(ctx, WebhookType::Rollback, &canary);
-    }
-    ctx.status.abort = Some(AbortStatus {
-        reason,
-        message,
-        at: ctx.now_time(),
-    });
-    ctx.status.pause = None;
-    ctx.status.step_started_at = None;
 }
 
 /// An aborted canary stays aborted (traffic on stable, canary scaled down)
@@ -299,16 +239,7 @@ pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
             ctx.requeue(POLL);
         }
     } else if steps.routed {
-        let on_route = matches!(ctx.observed.route, Some(RouteState::Present { .. }));
-        if on_route && ctx.observed.split() != Some(TrafficSplit::ALL_STABLE) {
-            ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
-        }
-        if ctx.observed.has_matches() {
-            ctx.act(Action::SetMatches(None));
-        }
-        if ctx.observed.mirror().is_some() {
-            ctx.act(Action::SetMirror(None));
-        }
+        ctx.clear_canary_traffic();
     } else if ctx.observed.revision(pair.canary).is_some_and(|c| c.replicas > 0) {
         // Without a router the canary's pods are its traffic: remove them
         // now rather than after the scale-down delay.
@@ -371,22 +302,14 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
             revision: pair.stable.to_string(),
             replicas: 0,
         });
-    } else if matches!(ctx.observed.route, Some(RouteState::Present { .. })) {
+    } else {
         // Weights first: with them at 100/0 the match rule is the only
         // traffic the promoted revision gets from the old canary path.
-        if ctx.observed.split() != Some(TrafficSplit::ALL_STABLE) {
-            ctx.act(Action::SetWeights(TrafficSplit::ALL_STABLE));
-        }
-        if ctx.observed.has_matches() {
-            ctx.act(Action::SetMatches(None));
-        }
-        if ctx.observed.mirror().is_some() {
-            ctx.act(Action::SetMirror(None));
-        }
+        ctx.clear_canary_traffic();
     }
     ctx.status.stable_revision = Some(pair.canary.to_string());
-    hooks::notify(ctx, WebhookType::PostRollout, pair.canary);
-    clear_rollout(ctx);
+    ctx.notify(WebhookType::PostRollout, pair.canary);
+    ctx.forget_canary();
     ctx.phase(RolloutPhase::Healthy);
     let message = format!("{} promoted to stable; {} retires", pair.canary, pair.stable);
     ctx.event(EventKind::Normal, "Promoted", message.clone());

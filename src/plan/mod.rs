@@ -9,6 +9,7 @@
 //! By design a plan writes the route at most once: a step costs one route
 //! write and the status writes around it.
 
+mod context;
 mod decision;
 mod engine;
 mod hooks;
@@ -21,14 +22,15 @@ mod rolling;
 mod steps;
 mod traffic;
 
-pub use decision::{Action, EventKind, Plan, PlanEvent};
-pub use engine::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL, plan};
-pub use hooks::{HOOK_RETRY, HookCall, HookOutcome, HookResult, due_hooks, hook_timeout};
-pub use observed::{Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
-pub use progress::measured_canary;
+pub use context::{ANALYSIS_POLL, POLL, ROUTE_MISSING_POLL};
+pub use decision::{Action, EventKind, Plan, PlanEvent, clear_canary_traffic};
+pub use engine::plan;
+pub use hooks::{HOOK_RETRY, HookCall, due_hooks, hook_timeout};
+pub use observed::{HookOutcome, HookResult, Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
 pub use queue::{Contender, QueuePlace, queue_place};
 pub use steps::{
     BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, FIRST_DATA_GRACE, Shape, SpecError, Step, StepPlan, expand,
+    measured_canary,
 };
 
 #[cfg(test)]

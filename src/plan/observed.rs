@@ -4,6 +4,8 @@
 use crate::analysis::Verdict;
 use crate::api::{ManualRequest, RequestMatch};
 
+use super::queue::QueuePlace;
+
 /// The traffic split between the stable and the canary backend. Gateway API
 /// and Istio weights are relative; Siskin always writes two that sum to 100.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,14 +116,32 @@ pub struct Observed {
     pub workload_ref_replicas: Option<i32>,
     /// The answers of the webhook calls made for this reconcile (see
     /// [`super::due_hooks`]).
-    pub hooks: Vec<super::HookResult>,
+    pub hooks: Vec<HookResult>,
     /// Where a new canary waits for a rollout slot; `None` when it may
     /// start (see [`super::queue_place`]).
-    pub queue: Option<super::QueuePlace>,
+    pub queue: Option<QueuePlace>,
     /// Objects the spec would have Siskin take over although Siskin did not
     /// create them and nobody opted them in (see
     /// [`crate::api::ADOPT_ANNOTATION`]), each as a sentence naming it.
     pub not_adopted: Vec<String>,
+}
+
+/// What one call answered, as the controller saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// A 2xx answer.
+    Yes { code: u16 },
+    /// Any other HTTP answer; `body` is its start, for humans.
+    No { code: u16, body: String },
+    /// No answer: timeout, connection refused, bad URL.
+    Failed { message: String },
+}
+
+/// The answer to one call of the webhook `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookResult {
+    pub name: String,
+    pub outcome: HookOutcome,
 }
 
 impl Observed {

@@ -1,13 +1,12 @@
 //! Manual requests: each annotation value is acted on exactly once, and the
 //! outcome (even "ignored, and why") is recorded in the status.
 
-use crate::api::{AbortReason, HandledRequest, PauseReason, PauseStatus, REQUEST_HISTORY, RequestedAction};
+use crate::api::{AbortReason, HandledRequest, PauseReason, REQUEST_HISTORY, RequestedAction};
 
+use super::context::Ctx;
 use super::decision::EventKind;
-use super::engine::Ctx;
-use super::progress::{advance, current_index};
+use super::hooks;
 use super::steps::StepPlan;
-use super::{hooks, lifecycle};
 
 /// Applies a pending request to the status; the dispatch that follows turns
 /// the new status into actions in the same plan.
@@ -51,17 +50,17 @@ fn apply(ctx: &mut Ctx, steps: &StepPlan, desired: &str, action: RequestedAction
         return "ignored: no canary in progress".into();
     }
     let aborted = status.abort.is_some();
-    let index = current_index(ctx);
+    let index = ctx.current_index();
     let promoting = index >= steps.steps.len();
     match action {
         RequestedAction::Abort if aborted => "ignored: already aborted".into(),
         RequestedAction::Abort => {
             let message = format!("aborted by request; canary {desired} rolled back");
-            lifecycle::mark_aborted(ctx, AbortReason::Manual, message);
+            ctx.mark_aborted(AbortReason::Manual, message);
             "aborted".into()
         }
         RequestedAction::Retry if aborted => {
-            retry(ctx);
+            ctx.begin_steps();
             "retrying from the first step".into()
         }
         RequestedAction::Retry => "ignored: not aborted".into(),
@@ -71,35 +70,20 @@ fn apply(ctx: &mut Ctx, steps: &StepPlan, desired: &str, action: RequestedAction
         _ if promoting => "ignored: promotion is under way".into(),
         RequestedAction::Pause if ctx.status.pause.is_some() => "ignored: already paused".into(),
         RequestedAction::Pause => {
-            ctx.status.pause = Some(PauseStatus {
-                reason: PauseReason::Manual,
-                since: ctx.now_time(),
-            });
+            let now = ctx.now_time();
+            ctx.pause(PauseReason::Manual, now);
             "paused".into()
         }
         RequestedAction::Resume => resume(ctx, steps, index),
         RequestedAction::Promote => {
-            advance(ctx, steps, index);
+            ctx.complete_step(steps, index);
             format!("step {} completed by request", index + 1)
         }
         RequestedAction::PromoteFull => {
-            ctx.status.current_step_index = i32::try_from(steps.steps.len()).ok();
-            ctx.status.step_started_at = None;
-            ctx.status.pause = None;
+            ctx.enter_step(steps.steps.len());
             "skipping the remaining steps".into()
         }
     }
-}
-
-fn retry(ctx: &mut Ctx) {
-    hooks::forget_gates(ctx);
-    let status = &mut ctx.status;
-    status.abort = None;
-    status.current_step_index = Some(0);
-    status.step_started_at = None;
-    status.pause = None;
-    status.verdict = None;
-    status.analysis = None;
 }
 
 /// Leaves a manual or inconclusive pause. The step's hold starts again, so
@@ -109,7 +93,7 @@ fn resume(ctx: &mut Ctx, steps: &StepPlan, index: usize) -> String {
     match ctx.status.pause.as_ref().map(|p| p.reason) {
         None => "ignored: not paused".into(),
         Some(PauseReason::PauseStep) => {
-            advance(ctx, steps, index);
+            ctx.complete_step(steps, index);
             format!("step {} completed by request", index + 1)
         }
         Some(PauseReason::Webhook) => {

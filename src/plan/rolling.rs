@@ -4,10 +4,9 @@
 //! than `replicas - maxUnavailable` available. The same moves run forward
 //! through the batches, to promote, and backward to abort.
 
+use super::context::{Ctx, POLL, Pair, ROUTE_MISSING_POLL};
 use super::decision::Action;
-use super::engine::{Ctx, POLL, ROUTE_MISSING_POLL};
 use super::observed::RevisionState;
-use super::progress::Pair;
 use super::steps::{Shape, StepPlan};
 
 /// Pod counts of the two revisions, as planned (`spec.replicas`) and as

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::api::{
     AbTestStrategy, BlueGreenStrategy, COOKIE_HEADER, CanaryStep, CanaryStrategy, Duration as SpecDuration,
     DurationError, Hold, InconclusivePolicy, MAX_ANALYSIS_ARGS, MAX_ANALYSIS_TEMPLATES, MAX_REPLICAS, MAX_SERVICE_NAME,
-    MAX_STEPS, MAX_WEBHOOK_TIMEOUT, MAX_WEBHOOKS, MirrorStage, RequestMatch, RollingStrategy, RolloutSpec,
-    TrafficRouting, revision_of_value,
+    MAX_STEPS, MAX_WEBHOOK_TIMEOUT, MAX_WEBHOOKS, MirrorStage, RequestMatch, RollingStrategy, RolloutPhase,
+    RolloutSpec, RolloutStatus, TrafficRouting, revision_of_value,
 };
 
 /// How long the previous revision stays up after it stops receiving traffic
@@ -202,6 +202,23 @@ impl StepPlan {
     /// requests matching an A/B rule, a mirrored copy, a rolling batch, or
     /// blue/green's preview (whatever the preview Service is sent, e.g. by
     /// a `rollout` webhook's load test).
+    /// The canary revision the analysis measures now: one in flight (neither
+    /// aborted nor finished) whose current step sends it requests. `None`
+    /// when there is nothing to compare.
+    pub fn measuring(&self, status: &RolloutStatus) -> Option<String> {
+        if !self.measured {
+            return None;
+        }
+        let canary = status.canary_revision.clone()?;
+        let live = matches!(status.phase, Some(RolloutPhase::Progressing | RolloutPhase::Paused));
+        let index = status
+            .current_step_index
+            .and_then(|i| usize::try_from(i).ok())
+            .unwrap_or(0);
+        let serves = self.canary_serves_at(index);
+        (live && serves && status.abort.is_none() && status.stable_revision.is_some()).then_some(canary)
+    }
+
     pub fn canary_serves_at(&self, index: usize) -> bool {
         if index >= self.steps.len() {
             return false;
@@ -305,6 +322,12 @@ impl SpecError {
             SpecError::TooMany { .. } => "too_many",
         }
     }
+}
+
+/// The canary revision a Rollout's analysis measures now (see
+/// [`StepPlan::measuring`]); `None` for a spec that does not expand.
+pub fn measured_canary(spec: &RolloutSpec, status: &RolloutStatus) -> Option<String> {
+    expand(spec).ok()?.measuring(status)
 }
 
 /// Validates the spec and expands its strategy into steps. Returns every

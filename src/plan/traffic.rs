@@ -2,21 +2,20 @@
 //! Services selecting the right revisions, then one route write, then the
 //! data plane's acceptance.
 
-use crate::api::{RequestMatch, RolloutSpec, WebhookType};
+use crate::api::{RequestMatch, WebhookType};
 
+use super::context::{Ctx, POLL, Pair, ROUTE_MISSING_POLL, Stop, describe_matches, route_name};
 use super::decision::{Action, EventKind};
-use super::engine::{Ctx, POLL, ROUTE_MISSING_POLL};
 use super::hooks;
 use super::observed::{RouteState, TrafficSplit};
-use super::progress::Pair;
 use super::rolling;
 use super::steps::{Shape, Step, StepPlan};
 
 /// Returns true once the traffic of step `index` (its weight, plus the
 /// requests with its matches, or its share of the pods) reaches the canary
 /// and the data plane has accepted it; otherwise plans the next move and
-/// waits.
-pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> bool {
+/// waits. A webhook gate that failed for good stops the step.
+pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Result<bool, Stop> {
     let weight = steps.weight_at(index);
     let active = if steps.active_on_canary_at(index) {
         pair.canary
@@ -26,7 +25,7 @@ pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) 
     let ready = match steps.shape {
         // A rolling update's traffic is its pods: the gates come first.
         Shape::Rolling { .. } => {
-            gates(ctx, steps, pair, index)
+            gates(ctx, steps, pair, index)?
                 && rolling::toward(ctx, steps, pair, steps.batch_at(index))
                 && services(ctx, steps, pair, active)
         }
@@ -41,13 +40,13 @@ pub(super) fn ensure(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) 
                 .revision(pair.stable)
                 .is_some_and(|s| s.replicas < steps.stable_replicas(weight));
             let stable = (canary || steps.routed || stable_grows) && stable_pods(ctx, steps, pair, weight);
-            canary && stable && services(ctx, steps, pair, active) && gates(ctx, steps, pair, index)
+            canary && stable && services(ctx, steps, pair, active) && gates(ctx, steps, pair, index)?
         }
     };
-    ready
+    Ok(ready
         && route_mirror(ctx, steps, steps.mirror_at(index))
         && route_weights(ctx, steps, weight)
-        && route_matches(ctx, steps, steps.matches_at(index))
+        && route_matches(ctx, steps, steps.matches_at(index)))
 }
 
 /// Keeps both revisions at step `index`'s sizes while the step is held by
@@ -66,12 +65,12 @@ pub(super) fn follow_scale(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: u
 /// The webhooks that must pass before step `index` moves traffic: the
 /// pre-rollout ones before the first, the rollout ones before each, and
 /// the confirm-promotion ones before a blue/green switch.
-fn gates(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> bool {
+fn gates(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Result<bool, Stop> {
     let step = i32::try_from(index).ok();
-    (index > 0 || hooks::gate(ctx, steps, pair, WebhookType::PreRollout, None))
-        && hooks::gate(ctx, steps, pair, WebhookType::Rollout, step)
-        && (!matches!(steps.steps.get(index), Some(Step::Switch { .. }))
-            || hooks::gate(ctx, steps, pair, WebhookType::ConfirmPromotion, None))
+    let switch = matches!(steps.steps.get(index), Some(Step::Switch { .. }));
+    Ok((index > 0 || hooks::gate(ctx, pair, WebhookType::PreRollout, None)?)
+        && hooks::gate(ctx, pair, WebhookType::Rollout, step)?
+        && (!switch || hooks::gate(ctx, pair, WebhookType::ConfirmPromotion, None)?))
 }
 
 fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool {
@@ -172,19 +171,7 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, active: &str) -> bool {
     }
     // Re-pointing the canary Service while it carries traffic would send
     // that traffic to pods nobody has judged: take the traffic back first.
-    let canary_carries_traffic = matches!(
-        &ctx.observed.route,
-        Some(RouteState::Present { split, .. }) if *split != Some(TrafficSplit::ALL_STABLE)
-    );
-    let mirrored = ctx.observed.mirror().is_some();
-    if steps.routed && !canary_ok && (canary_carries_traffic || ctx.observed.has_matches() || mirrored) {
-        ctx.act(if canary_carries_traffic {
-            Action::SetWeights(TrafficSplit::ALL_STABLE)
-        } else if mirrored {
-            Action::SetMirror(None)
-        } else {
-            Action::SetMatches(None)
-        });
+    if steps.routed && ctx.clear_canary_traffic() {
         let message = "returning canary traffic to stable before switching the canary Service";
         ctx.note(true, "ClearingCanaryTraffic", message.to_string());
         ctx.requeue(POLL);
@@ -292,7 +279,7 @@ fn route_matches(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<&[RequestMatch]
     ctx.act(Action::SetMatches(wanted.map(<[_]>::to_vec)));
     let message = match wanted {
         Some(m) => {
-            let described = super::progress::describe_matches(m);
+            let described = describe_matches(m);
             ctx.event(
                 EventKind::Normal,
                 "TrafficShifted",
@@ -305,16 +292,4 @@ fn route_matches(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<&[RequestMatch]
     ctx.note(true, "ShiftingTraffic", message);
     ctx.requeue(POLL);
     false
-}
-
-/// The route as users name it in messages.
-pub(super) fn route_name(spec: &RolloutSpec) -> String {
-    match spec.traffic_routing() {
-        Some(r) => match (&r.gateway_api, &r.istio) {
-            (Some(g), _) => format!("HTTPRoute {}", g.http_route.name),
-            (None, Some(i)) => format!("VirtualService {}", i.virtual_service.name),
-            (None, None) => "the route".to_string(),
-        },
-        None => "the route".to_string(),
-    }
 }

@@ -83,6 +83,64 @@ fn an_abort_stops_the_mirror_with_the_weights() {
 }
 
 #[test]
+fn clearing_canary_traffic_takes_weights_match_rule_and_mirror_off_in_one_place() {
+    let everything = RouteState::Present {
+        split: Some(TrafficSplit::canary_percent(20)),
+        accepted: true,
+        matches: Some(vec![]),
+        mirror: Some(50),
+    };
+    assert_eq!(
+        clear_canary_traffic(Some(&everything)),
+        [set_weights(0), Action::SetMatches(None), Action::SetMirror(None)],
+        "users' share first, then the rule, then the copy"
+    );
+    let only_mirror = RouteState::Present {
+        split: Some(TrafficSplit::ALL_STABLE),
+        accepted: true,
+        matches: None,
+        mirror: Some(50),
+    };
+    assert_eq!(clear_canary_traffic(Some(&only_mirror)), [Action::SetMirror(None)]);
+    let clear = RouteState::Present {
+        split: Some(TrafficSplit::ALL_STABLE),
+        accepted: true,
+        matches: None,
+        mirror: None,
+    };
+    assert!(clear_canary_traffic(Some(&clear)).is_empty());
+    assert!(clear_canary_traffic(Some(&RouteState::NotFound)).is_empty());
+    assert!(clear_canary_traffic(None).is_empty());
+}
+
+#[test]
+fn a_canary_superseded_in_its_mirror_stage_stops_the_mirror() {
+    let spec = mirrored_spec(50);
+    let observed = mirroring(world(&spec, 0), Some(50));
+    let mut newer = observed.clone();
+    newer.desired_revision = Some("c0ffee".into());
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &newer, 10);
+    assert!(
+        plan.actions.contains(&Action::SetMirror(None)),
+        "the old canary's copy of traffic stops: {:?}",
+        plan.actions
+    );
+}
+
+#[test]
+fn a_mirror_left_on_a_settled_route_is_taken_off_before_healthy() {
+    let spec = mirrored_spec(50);
+    let observed = mirroring(steady_world(STABLE), Some(50));
+    let plan = run(&spec, &stable_status(), &observed, 10);
+    assert_eq!(plan.actions, [Action::SetMirror(None)]);
+    assert_ne!(
+        condition(&plan, "Healthy").status,
+        "True",
+        "not healthy while the copy flows"
+    );
+}
+
+#[test]
 fn mirroring_needs_istio() {
     let mut spec = mirrored_spec(50);
     if let Some(canary) = spec.strategy.canary.as_mut() {
