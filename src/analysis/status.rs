@@ -10,12 +10,16 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::Verdict;
-use super::judge::{JudgeState, PowerProgress, SequentialState};
+use super::judge::{JudgeSpec, JudgeState, Observation, PowerProgress, SequentialState};
 
 /// How long the analysis must stay inconclusive before the step's policy
 /// applies: a canary whose series has not been scraped yet, or one failed
 /// scrape, is not a broken query. Longer outages still pause or abort.
 pub const INCONCLUSIVE_GRACE: Duration = Duration::from_secs(20);
+
+/// Evaluations closer together than this reuse the last one: a window with
+/// no new requests says nothing, and status writes trigger reconciles.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What `status.analysis` holds: the judges' state for one canary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -156,6 +160,58 @@ impl AnalysisStatus {
         serde_json::from_value(value.clone()).ok()
     }
 
+    /// Starts the evaluation of `canary` at `now`, continuing `previous`
+    /// (its window start) when it measured the same canary. `None` when the
+    /// previous evaluation is under [`EVALUATION_INTERVAL`] old: it stands,
+    /// and no metric is read.
+    pub fn begin(previous: Option<&AnalysisStatus>, canary: &str, now: Timestamp) -> Option<Self> {
+        let previous = previous.filter(|p| p.canary == canary);
+        if let Some(prev) = previous
+            && prev
+                .evaluated_at
+                .is_some_and(|at| now.duration_since(at).unsigned_abs() < EVALUATION_INTERVAL)
+        {
+            return None;
+        }
+        Some(AnalysisStatus {
+            canary: canary.to_string(),
+            evaluated_at: Some(now),
+            since: Some(previous.and_then(|p| p.since).unwrap_or(now)),
+            ..Default::default()
+        })
+    }
+
+    /// Folds one metric's reading into this evaluation: its judge's state
+    /// carries on from `previous` (of the same canary), and the first
+    /// reading of a metric only fixes the baseline, so an inconclusive
+    /// first look is no evidence yet (`Continue`). A reading that failed
+    /// (`detail`) is inconclusive from the first look.
+    pub fn fold(
+        &mut self,
+        previous: Option<&AnalysisStatus>,
+        (name, judge): (&str, &JudgeSpec),
+        observation: &Observation,
+        detail: Option<String>,
+        dry_run: bool,
+    ) {
+        let stored = previous
+            .filter(|p| p.canary == self.canary)
+            .and_then(|p| p.metrics.get(name));
+        let first = stored.is_none();
+        let mut state = stored.map_or_else(|| judge.initial_state(), |m| m.judge.clone());
+        let mut verdict = judge.evaluate(&mut state, observation);
+        if first && verdict == Verdict::Inconclusive && detail.is_none() {
+            verdict = Verdict::Continue;
+        }
+        let metric = MetricStatus {
+            verdict,
+            detail,
+            dry_run,
+            judge: state,
+        };
+        self.metrics.insert(name.to_string(), metric);
+    }
+
     /// Why the analysis has not concluded, naming each metric: what went
     /// wrong for inconclusive ones, what a decision still needs for the rest.
     pub fn explain(&self) -> Option<String> {
@@ -217,7 +273,49 @@ impl AnalysisStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::judge::JudgeSpec;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + seconds).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn an_evaluation_under_the_interval_old_stands_and_a_new_canary_starts_afresh() {
+        let first = AnalysisStatus::begin(None, "c1", at(0)).unwrap_or_default();
+        assert_eq!(first.since, Some(at(0)));
+        let recent = AnalysisStatus::begin(Some(&first), "c1", at(3));
+        assert_eq!(recent, None, "3 s later the last evaluation stands");
+        let later = AnalysisStatus::begin(Some(&first), "c1", at(6)).unwrap_or_default();
+        assert_eq!(later.since, Some(at(0)), "the window still starts at the first look");
+        assert_eq!(later.evaluated_at, Some(at(6)));
+        let other = AnalysisStatus::begin(Some(&first), "c2", at(3)).unwrap_or_default();
+        assert_eq!(other.canary, "c2");
+        assert_eq!(
+            other.since,
+            Some(at(3)),
+            "another canary's evidence is not carried over"
+        );
+    }
+
+    #[test]
+    fn the_first_reading_fixes_the_baseline_and_is_no_evidence_yet() {
+        let judge = JudgeSpec::default();
+        let missing = Observation::Missing;
+        let mut first = AnalysisStatus::begin(None, "c1", at(0)).unwrap_or_default();
+        first.fold(None, ("errors", &judge), &missing, None, false);
+        assert_eq!(first.metrics["errors"].verdict, Verdict::Continue);
+        let mut failed = AnalysisStatus::begin(None, "c1", at(0)).unwrap_or_default();
+        let why = Some("query returned no data".to_string());
+        failed.fold(None, ("errors", &judge), &missing, why, false);
+        assert_eq!(
+            failed.metrics["errors"].verdict,
+            Verdict::Inconclusive,
+            "a failed read is inconclusive from the first look"
+        );
+        let mut second = AnalysisStatus::begin(Some(&first), "c1", at(10)).unwrap_or_default();
+        second.fold(Some(&first), ("errors", &judge), &missing, None, true);
+        assert_eq!(second.metrics["errors"].verdict, Verdict::Inconclusive);
+        assert!(second.metrics["errors"].dry_run);
+    }
 
     fn metric(verdict: Verdict, dry_run: bool) -> MetricStatus {
         MetricStatus {

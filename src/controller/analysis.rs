@@ -2,8 +2,6 @@
 //! arms, fold it into the judge's stored state, and combine the verdicts.
 //! The judges are pure; this file does the reading and the bookkeeping.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use kube::{Api, Client, ResourceExt};
 
@@ -15,10 +13,6 @@ pub use crate::analysis::status::{AnalysisStatus, MetricStatus};
 use crate::api::analysis_template::{AnalysisTemplateSpec, MetricSpec};
 use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::egress::{Egress, METRIC_SLOT_WAIT, Purpose};
-
-/// Evaluations closer together than this reuse the last verdict: a window
-/// with no new requests says nothing, and status writes trigger reconciles.
-const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
 
 impl AnalysisStatus {
     pub fn from_rollout(rollout: &Rollout) -> Option<AnalysisStatus> {
@@ -51,18 +45,8 @@ pub async fn evaluate(
 ) -> Option<AnalysisStatus> {
     let canary = comparing(rollout)?;
     let previous = AnalysisStatus::from_rollout(rollout).filter(|a| a.canary == canary);
-    if let Some(prev) = &previous
-        && prev
-            .evaluated_at
-            .is_some_and(|at| now.duration_since(at).unsigned_abs() < EVALUATION_INTERVAL)
-    {
-        return Some(prev.clone());
-    }
-    let mut next = AnalysisStatus {
-        canary: canary.clone(),
-        evaluated_at: Some(now),
-        since: Some(previous.as_ref().and_then(|p| p.since).unwrap_or(now)),
-        ..Default::default()
+    let Some(mut next) = AnalysisStatus::begin(previous.as_ref(), &canary, now) else {
+        return previous;
     };
     let window = (next.since.unwrap_or(now), now);
     let metrics = match templates(client, (ns, home_ns), rollout).await {
@@ -95,9 +79,6 @@ pub async fn evaluate(
             canary: arm_vars(&vars, (&service.canary_name(), &canary)),
         };
         let judge = metric.judge.split_alpha(count);
-        let stored = previous.as_ref().and_then(|p| p.metrics.get(&metric.name));
-        let first = stored.is_none();
-        let mut state = stored.map(|m| m.judge.clone()).unwrap_or_else(|| judge.initial_state());
         let reading = Reading {
             client,
             egress,
@@ -105,20 +86,8 @@ pub async fn evaluate(
             secrets_ns: &secrets_ns,
         };
         let (observation, detail) = observe_metric(&reading, &metric, &vars).await;
-        let mut verdict = judge.evaluate(&mut state, &observation);
-        // The first reading only fixes the baseline; it is no evidence yet.
-        if first && verdict == Verdict::Inconclusive && detail.is_none() {
-            verdict = Verdict::Continue;
-        }
-        next.metrics.insert(
-            metric.name.clone(),
-            MetricStatus {
-                verdict,
-                detail,
-                dry_run: dry_run(rollout, &metric.name),
-                judge: state,
-            },
-        );
+        let dry_run = dry_run(rollout, &metric.name);
+        next.fold(previous.as_ref(), (&metric.name, &judge), &observation, detail, dry_run);
     }
     next.conclude(previous.as_ref(), now);
     Some(next)

@@ -169,6 +169,7 @@ pub async fn observe(
         services: selectors,
         route,
         verdict: None,
+        analysis: None,
         request: ManualRequest::from_rollout(rollout),
         workload_ref_replicas: desired.workload_ref_replicas,
         hooks: Vec::new(),

@@ -13,7 +13,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::act::Target;
-use super::analysis::{self, AnalysisStatus};
+use super::analysis;
 use super::hooks;
 use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
@@ -117,10 +117,10 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     world.observed.hooks = answers.results;
     let analysis = analysis::evaluate(&ctx.client, &ctx.egress, (ns, &ctx.home_namespace), rollout, now).await;
     world.observed.verdict = analysis.as_ref().and_then(|a| a.verdict);
+    world.observed.analysis = analysis;
     world.observed.queue = ctx.queue.place(rollout, &world.observed);
-    let mut plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
+    let plan = plan(&rollout.spec, rollout.status.as_ref(), &world.observed, now);
     ctx.queue.settle(rollout, &plan.status);
-    record_analysis(&mut plan.status, analysis);
     let target = Target {
         client: &ctx.client,
         ns,
@@ -303,36 +303,6 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&cache_key(rollout));
     Ok(Requeue::await_change())
-}
-
-/// Keeps the judges' state in status while it is about the current canary,
-/// and says which query left the analysis inconclusive.
-fn record_analysis(status: &mut crate::api::RolloutStatus, analysis: Option<AnalysisStatus>) {
-    let Some(analysis) = analysis.filter(|a| status.canary_revision.as_deref() == Some(a.canary.as_str())) else {
-        if status.abort.is_none() {
-            status.analysis = None;
-        }
-        return;
-    };
-    let paused_inconclusive = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
-        c.type_ == types::PAUSED && c.status == "True" && c.reason == crate::api::PauseReason::Inconclusive.as_str()
-    };
-    let inconclusive = analysis.verdict == Some(crate::analysis::Verdict::Inconclusive)
-        || status.conditions.iter().any(paused_inconclusive);
-    if inconclusive && let Some(why) = analysis.explain() {
-        // The pause this analysis caused says why, naming each metric and
-        // what a decision still needs.
-        for paused in status.conditions.iter_mut().filter(|c| paused_inconclusive(c)) {
-            paused.message.clone_from(&why);
-        }
-        let message = status.message.take().unwrap_or_default();
-        status.message = Some(if message.is_empty() {
-            why
-        } else {
-            format!("{message} ({why})")
-        });
-    }
-    status.analysis = serde_json::to_value(&analysis).ok();
 }
 
 async fn warn(ctx: &Context, rollout: &Rollout, error: Error) -> Error {

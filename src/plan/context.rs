@@ -9,7 +9,10 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::analysis::Verdict;
+use crate::analysis::status::AnalysisStatus;
 
 use crate::api::conditions::{ConditionState, set_condition, types};
 use crate::api::{
@@ -138,6 +141,7 @@ impl<'a> Ctx<'a> {
             let now = self.now_time();
             set_condition(&mut self.status.conditions, wanted, self.observed.generation, now);
         }
+        record_analysis(&mut self.status, self.observed.analysis.as_ref());
         Plan {
             actions: self.actions,
             status: self.status,
@@ -332,6 +336,36 @@ impl Ctx<'_> {
             .hooks
             .retain(|h| notification(h) && h.phase == HookPhase::Waiting);
     }
+}
+
+/// Keeps the judges' state in status while it is about the current canary,
+/// and says which query left the analysis inconclusive.
+fn record_analysis(status: &mut RolloutStatus, analysis: Option<&AnalysisStatus>) {
+    let Some(analysis) = analysis.filter(|a| status.canary_revision.as_deref() == Some(a.canary.as_str())) else {
+        if status.abort.is_none() {
+            status.analysis = None;
+        }
+        return;
+    };
+    let paused_inconclusive = |c: &Condition| {
+        c.type_ == types::PAUSED && c.status == "True" && c.reason == PauseReason::Inconclusive.as_str()
+    };
+    let inconclusive =
+        analysis.verdict == Some(Verdict::Inconclusive) || status.conditions.iter().any(paused_inconclusive);
+    if inconclusive && let Some(why) = analysis.explain() {
+        // The pause this analysis caused says why, naming each metric and
+        // what a decision still needs.
+        for paused in status.conditions.iter_mut().filter(|c| paused_inconclusive(c)) {
+            paused.message.clone_from(&why);
+        }
+        let message = status.message.take().unwrap_or_default();
+        status.message = Some(if message.is_empty() {
+            why
+        } else {
+            format!("{message} ({why})")
+        });
+    }
+    status.analysis = serde_json::to_value(analysis).ok();
 }
 
 /// The route as users name it in messages.

@@ -2,6 +2,7 @@
 //! cluster and the analysis before asking the engine what to do.
 
 use crate::analysis::Verdict;
+use crate::analysis::status::AnalysisStatus;
 use crate::api::{ManualRequest, RequestMatch};
 
 use super::queue::QueuePlace;
@@ -110,6 +111,10 @@ pub struct Observed {
     /// The combined analysis verdict for the canary of `desired_revision`
     /// (never one left over from a previous canary), if there is one yet.
     pub verdict: Option<Verdict>,
+    /// The analysis evaluated for this reconcile, whose combined verdict is
+    /// `verdict`: recorded in the status while it is about the current
+    /// canary.
+    pub analysis: Option<AnalysisStatus>,
     /// The latest manual request found on the Rollout.
     pub request: Option<ManualRequest>,
     /// `spec.replicas` of the `workloadRef` Deployment, when there is one.

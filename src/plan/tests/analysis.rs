@@ -213,3 +213,44 @@ fn a_dry_run_analysis_is_still_measured() {
     let status = in_flight(&spec, 0, Some(0));
     assert!(crate::plan::measured_canary(&spec, &status).is_some());
 }
+
+/// An evaluation of `canary` whose one metric could not be read.
+fn unreadable(canary: &str) -> crate::analysis::status::AnalysisStatus {
+    use crate::analysis::judge::{JudgeSpec, Observation};
+    let mut analysis = crate::analysis::status::AnalysisStatus::begin(None, canary, at(0)).unwrap_or_default();
+    let why = Some("query \"sum(rate(errors))\" returned no data".to_string());
+    analysis.fold(
+        None,
+        ("errors", &JudgeSpec::default()),
+        &Observation::Missing,
+        why,
+        false,
+    );
+    analysis.conclude(None, at(60));
+    analysis
+}
+
+#[test]
+fn an_inconclusive_pause_says_which_metric_and_why() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let mut observed = verdict(world(&spec, 10), Verdict::Inconclusive);
+    observed.analysis = Some(unreadable(CANARY));
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let paused = condition(&plan, "Paused");
+    assert_eq!(paused.reason, "Inconclusive");
+    assert!(
+        paused.message.contains("metric errors") && paused.message.contains("returned no data"),
+        "{}",
+        paused.message
+    );
+    assert!(plan.status.analysis.is_some(), "the judges' state is kept");
+}
+
+#[test]
+fn an_analysis_of_another_canary_is_not_recorded() {
+    let spec = analysed(InconclusivePolicy::Pause);
+    let mut observed = world(&spec, 10);
+    observed.analysis = Some(unreadable("0ld0ld0ld0"));
+    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 20);
+    assert_eq!(plan.status.analysis, None);
+}

@@ -461,6 +461,7 @@ fn any_observed() -> impl Strategy<Value = Observed> {
                     services: ServiceSelectors { stable, canary },
                     route,
                     verdict,
+                    analysis: None,
                     request: request.map(|(action, at_seconds, revision)| {
                         ManualRequest::new(action, at(at_seconds), revision.as_deref())
                     }),
