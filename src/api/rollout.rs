@@ -415,6 +415,76 @@ pub struct TrafficRouting {
     pub istio: Option<IstioRouting>,
 }
 
+impl TrafficRouting {
+    /// The routes the spec names, one per router configured: a valid spec
+    /// names exactly one.
+    pub fn routes(&self) -> impl Iterator<Item = RouteRef<'_>> {
+        let gateway_api = self.gateway_api.as_ref().map(RouteRef::HttpRoute);
+        let istio = self.istio.as_ref().map(RouteRef::VirtualService);
+        [gateway_api, istio].into_iter().flatten()
+    }
+
+    /// The route traffic shifts on.
+    pub fn route(&self) -> Option<RouteRef<'_>> {
+        self.routes().next()
+    }
+}
+
+/// The route kinds a Rollout can name: one per traffic router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    HttpRoute,
+    VirtualService,
+}
+
+impl RouteKind {
+    /// Every kind, for watching each one the cluster serves.
+    pub const ALL: [RouteKind; 2] = [RouteKind::HttpRoute, RouteKind::VirtualService];
+
+    /// The kind as users write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::HttpRoute => "HTTPRoute",
+            RouteKind::VirtualService => "VirtualService",
+        }
+    }
+
+    /// Whether the data plane can mirror a share of traffic to the canary.
+    pub fn mirrors(self) -> bool {
+        matches!(self, RouteKind::VirtualService)
+    }
+}
+
+/// The route a Rollout names, with its router's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteRef<'a> {
+    HttpRoute(&'a GatewayApiRouting),
+    VirtualService(&'a IstioRouting),
+}
+
+impl<'a> RouteRef<'a> {
+    pub fn kind(self) -> RouteKind {
+        match self {
+            RouteRef::HttpRoute(_) => RouteKind::HttpRoute,
+            RouteRef::VirtualService(_) => RouteKind::VirtualService,
+        }
+    }
+
+    pub fn name(self) -> &'a str {
+        match self {
+            RouteRef::HttpRoute(g) => &g.http_route.name,
+            RouteRef::VirtualService(i) => &i.virtual_service.name,
+        }
+    }
+}
+
+/// `HTTPRoute shop`, as messages name it.
+impl std::fmt::Display for RouteRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind().as_str(), self.name())
+    }
+}
+
 /// Weights on the backendRefs of a Gateway API HTTPRoute.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::core::PartialObjectMeta;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -32,12 +32,8 @@ use kube::{Api, Client, ResourceExt};
 pub use error::Error;
 pub use metrics::Metrics;
 
-use gateway_api::httproutes::HttpRoute;
-
-use crate::api::{INSTANCE_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::api::{INSTANCE_LABEL, ROLLOUT_LABEL, Rollout, RouteKind};
 use crate::egress::{Egress, EgressSettings};
-use crate::routing::istio_types::VirtualService;
-use routes::RouteKind;
 
 /// The field manager of every object and status Siskin writes.
 pub const FIELD_MANAGER: &str = "siskin";
@@ -168,20 +164,20 @@ async fn serve(
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
         .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
         .owns(api::<PartialObjectMeta<Service>>(&client, ns), owned);
-    if RouteKind::HttpRoute.is_served(&client).await {
+    // Routes are watched by metadata only, so a Rollout hears at once when
+    // its route appears, is fixed, changes under it, or is accepted.
+    for kind in RouteKind::ALL {
+        let Some(resource) = routes::served(&client, kind).await else {
+            continue;
+        };
+        let routes: Api<PartialObjectMeta<DynamicObject>> = match ns {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
         let store = store.clone();
-        controller = controller.watches(
-            api::<PartialObjectMeta<HttpRoute>>(&client, ns),
-            watcher::Config::default(),
-            move |route| routes::rollouts_routed_by(&store, RouteKind::HttpRoute, &route),
-        );
-    }
-    if RouteKind::VirtualService.is_served(&client).await {
-        controller = controller.watches(
-            api::<PartialObjectMeta<VirtualService>>(&client, ns),
-            watcher::Config::default(),
-            move |route| routes::rollouts_routed_by(&store, RouteKind::VirtualService, &route),
-        );
+        controller = controller.watches_with(routes, resource, watcher::Config::default(), move |route| {
+            routes::rollouts_routed_by(&store, kind, &route)
+        });
     }
     let controller = controller
         .with_config(

@@ -3,54 +3,33 @@
 //! plane, instead of looking again on a timer. Only route kinds the cluster
 //! serves are watched: a cluster without Istio has no VirtualServices.
 
-use gateway_api::httproutes::HttpRoute;
-use kube::core::{GroupVersionKind, PartialObjectMeta};
+use kube::core::{DynamicObject, PartialObjectMeta};
+use kube::discovery::ApiResource;
 use kube::discovery::oneshot::pinned_kind;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 
-use crate::api::Rollout;
-use crate::routing::istio_types::VirtualService;
+use crate::api::{Rollout, RouteKind};
+use crate::routing::watched_kind;
 
-/// The route kinds a Rollout can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteKind {
-    HttpRoute,
-    VirtualService,
-}
-
-impl RouteKind {
-    fn gvk(self) -> GroupVersionKind {
-        match self {
-            RouteKind::HttpRoute => gvk::<HttpRoute>(),
-            RouteKind::VirtualService => gvk::<VirtualService>(),
-        }
-    }
-
-    /// Whether the API server serves this kind now.
-    pub async fn is_served(self, client: &Client) -> bool {
-        pinned_kind(client, &self.gvk()).await.is_ok()
-    }
-}
-
-fn gvk<K: Resource<DynamicType = ()>>() -> GroupVersionKind {
-    GroupVersionKind::gvk(&K::group(&()), &K::version(&()), &K::kind(&()))
+/// The API resource of a route kind when the API server serves it now: a
+/// cluster without Istio has no VirtualServices to watch.
+pub async fn served(client: &Client, kind: RouteKind) -> Option<ApiResource> {
+    let (resource, _) = pinned_kind(client, &watched_kind(kind)).await.ok()?;
+    Some(resource)
 }
 
 /// The name of the route of `kind` that `rollout` shifts traffic on.
 fn route_of(rollout: &Rollout, kind: RouteKind) -> Option<&str> {
-    let routing = rollout.spec.traffic_routing()?;
-    match kind {
-        RouteKind::HttpRoute => routing.gateway_api.as_ref().map(|g| g.http_route.name.as_str()),
-        RouteKind::VirtualService => routing.istio.as_ref().map(|i| i.virtual_service.name.as_str()),
-    }
+    let route = rollout.spec.traffic_routing()?.route()?;
+    (route.kind() == kind).then(|| route.name())
 }
 
 /// The Rollouts in the route's namespace that name it.
-pub fn rollouts_routed_by<K>(
+pub fn rollouts_routed_by(
     store: &Store<Rollout>,
     kind: RouteKind,
-    route: &PartialObjectMeta<K>,
+    route: &PartialObjectMeta<DynamicObject>,
 ) -> Vec<ObjectRef<Rollout>> {
     let (ns, name) = (
         route.metadata.namespace.clone(),
@@ -86,7 +65,7 @@ mod tests {
         .expect("a valid Rollout")
     }
 
-    fn route<K>(ns: &str, name: &str) -> PartialObjectMeta<K> {
+    fn route(ns: &str, name: &str) -> PartialObjectMeta<DynamicObject> {
         PartialObjectMeta {
             types: None,
             metadata: kube::api::ObjectMeta {
@@ -114,13 +93,10 @@ mod tests {
         }
         writer.apply_watcher_event(&Event::InitDone);
         let woken = |kind, ns, name| {
-            let mut names: Vec<String> = match kind {
-                RouteKind::HttpRoute => rollouts_routed_by(&reader, kind, &route::<HttpRoute>(ns, name)),
-                RouteKind::VirtualService => rollouts_routed_by(&reader, kind, &route::<VirtualService>(ns, name)),
-            }
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+            let mut names: Vec<String> = rollouts_routed_by(&reader, kind, &route(ns, name))
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
             names.sort();
             names
         };

@@ -370,14 +370,9 @@ fn record_analysis(status: &mut RolloutStatus, analysis: Option<&AnalysisStatus>
 
 /// The route as users name it in messages.
 pub(super) fn route_name(spec: &RolloutSpec) -> String {
-    match spec.traffic_routing() {
-        Some(r) => match (&r.gateway_api, &r.istio) {
-            (Some(g), _) => format!("HTTPRoute {}", g.http_route.name),
-            (None, Some(i)) => format!("VirtualService {}", i.virtual_service.name),
-            (None, None) => "the route".to_string(),
-        },
-        None => "the route".to_string(),
-    }
+    spec.traffic_routing()
+        .and_then(|r| r.route())
+        .map_or_else(|| "the route".to_string(), |route| route.to_string())
 }
 
 /// `step 2/4 (weight 20)`, for messages.

@@ -492,7 +492,7 @@ fn canary_hash(canary: &CanaryStrategy) -> String {
 
 /// Whether `routing` names exactly one router; records the error if not.
 fn one_router(routing: &TrafficRouting, errors: &mut Vec<SpecError>) -> bool {
-    if routing.gateway_api.is_some() == routing.istio.is_some() {
+    if routing.routes().count() != 1 {
         errors.push(SpecError::RouterCount);
     }
     true
@@ -653,8 +653,12 @@ fn canary_steps(canary: &CanaryStrategy, errors: &mut Vec<SpecError>) -> Vec<Ste
 }
 
 fn mirror_step(canary: &CanaryStrategy, mirror: &MirrorStage, errors: &mut Vec<SpecError>) -> Step {
-    let istio = canary.traffic_routing.as_ref().is_some_and(|r| r.istio.is_some());
-    if !istio {
+    let mirrors = canary
+        .traffic_routing
+        .as_ref()
+        .and_then(TrafficRouting::route)
+        .is_some_and(|r| r.kind().mirrors());
+    if !mirrors {
         errors.push(SpecError::MirrorNeedsIstio);
     }
     let percent = mirror.percent.unwrap_or(100);

@@ -3,8 +3,13 @@
 //! A router never owns the user's route object. It reads it, and writes only
 //! the weights of the two backends Siskin manages, with one JSON Patch whose
 //! `test` operations make a concurrent edit (by a human, Argo CD or Flux)
-//! fail loudly instead of being clobbered. Adding a router is one new file
-//! and one line in [`router_for`].
+//! fail loudly instead of being clobbered.
+//!
+//! This module is the registry. Adding a router is its spec field and a
+//! [`RouteKind`] variant in `crate::api` (the CRD must name it), one new
+//! file here implementing [`TrafficRouter`], and one arm in each of
+//! [`router_for`] and [`watched_kind`]; everything else (messages, spec
+//! checks, route watches) goes through [`TrafficRouting::route`].
 
 pub mod gateway_api;
 pub mod istio;
@@ -13,9 +18,10 @@ pub mod istio_types;
 
 use futures::future::BoxFuture;
 use json_patch::{PatchOperation, jsonptr::PointerBuf};
-use kube::Client;
+use kube::core::GroupVersionKind;
+use kube::{Client, Resource};
 
-use crate::api::{RequestMatch, RolloutSpec, ServiceRef};
+use crate::api::{RequestMatch, RolloutSpec, RouteKind, RouteRef, ServiceRef};
 pub use crate::plan::{RouteState, TrafficSplit};
 
 /// The field manager recorded on Siskin's route patches.
@@ -79,19 +85,36 @@ pub fn match_rule_name(service: &ServiceRef) -> String {
 
 /// The router a Rollout's spec names, or `None` for a replica-ratio canary.
 pub fn router_for(client: Client, namespace: &str, spec: &RolloutSpec) -> Option<Box<dyn TrafficRouter>> {
-    let routing = spec.traffic_routing()?;
+    let route = spec.traffic_routing()?.route()?;
     let backends = Backends::of(&spec.service);
-    if let Some(g) = &routing.gateway_api {
-        let rule = match_rule_name(&spec.service);
-        let router = gateway_api::HttpRouteRouter::new(client, namespace, &g.http_route.name, backends, &rule);
-        return Some(Box::new(router));
+    let rule = match_rule_name(&spec.service);
+    Some(match route {
+        RouteRef::HttpRoute(g) => Box::new(gateway_api::HttpRouteRouter::new(
+            client,
+            namespace,
+            &g.http_route.name,
+            backends,
+            &rule,
+        )),
+        RouteRef::VirtualService(i) => Box::new(istio::VirtualServiceRouter::new(
+            client,
+            namespace,
+            &i.virtual_service,
+            backends,
+            &rule,
+        )),
+    })
+}
+
+/// The API kind of a route, for watching it.
+pub fn watched_kind(kind: RouteKind) -> GroupVersionKind {
+    fn gvk<K: Resource<DynamicType = ()>>() -> GroupVersionKind {
+        GroupVersionKind::gvk(&K::group(&()), &K::version(&()), &K::kind(&()))
     }
-    if let Some(i) = &routing.istio {
-        let rule = match_rule_name(&spec.service);
-        let router = istio::VirtualServiceRouter::new(client, namespace, &i.virtual_service, backends, &rule);
-        return Some(Box::new(router));
+    match kind {
+        RouteKind::HttpRoute => gvk::<::gateway_api::httproutes::HttpRoute>(),
+        RouteKind::VirtualService => gvk::<istio_types::VirtualService>(),
     }
-    None
 }
 
 /// The two Services whose weights Siskin manages.
