@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints an argocd-cm patch holding the Siskin Rollout health check and
-# actions, from the Lua files beside this script (laid out as Argo CD's own
-# resource_customizations/<group>/<kind>/ directory):
+# actions, from the Lua files beside this script (laid out like Argo CD's
+# resource_customizations/<group>/<kind>/, with the function every action
+# shares in actions/request.lua, put before each action.lua):
 #   gitops/argocd/render.sh > argocd-cm-siskin.yaml
 #   kubectl -n argocd patch configmap argocd-cm --patch-file argocd-cm-siskin.yaml
 set -euo pipefail
@@ -17,5 +18,7 @@ echo "    definitions:"
 for action in promote promote-full abort retry resume; do
   echo "    - name: $action"
   echo "      action.lua: |"
+  # Argo CD runs each action alone: the shared function goes first.
+  indent "        " "$DIR/actions/request.lua"
   indent "        " "$DIR/actions/$action/action.lua"
 done

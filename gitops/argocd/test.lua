@@ -91,9 +91,19 @@ local function fixture(name)
 end
 
 -- Runs a script as Argo CD does: the object in the global `obj`.
+-- As render.sh hands them to Argo CD: an action is request.lua followed by
+-- its own action.lua.
+local function source(script)
+  local text = read(script_dir .. "/" .. script)
+  if script:match("/action%.lua$") then
+    text = read(script_dir .. "/actions/request.lua") .. text
+  end
+  return text
+end
+
 local function run(script, object)
   local env = setmetatable({ obj = object }, { __index = _G })
-  local chunk = assert(load(read(script_dir .. "/" .. script), script, "t", env))
+  local chunk = assert(load(source(script), script, "t", env))
   return chunk()
 end
 
