@@ -6,13 +6,12 @@
 use futures::future::BoxFuture;
 use gateway_api::httproutes::{HttpRoute, HttpRouteRulesBackendRefs, HttpRouteRulesMatchesHeadersType};
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
-use kube::api::Api;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::{
-    Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
-    pointer, read_route,
+    Backends, RouteObject, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
+    pointer,
 };
 use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch};
 
@@ -21,9 +20,7 @@ const DEFAULT_WEIGHT: i32 = 1;
 
 /// Shifts traffic on one HTTPRoute in the Rollout's namespace.
 pub struct HttpRouteRouter {
-    api: Api<HttpRoute>,
-    namespace: String,
-    name: String,
+    route: RouteObject<HttpRoute>,
     backends: Backends,
     /// The name of the rule Siskin owns for request matches.
     match_rule: String,
@@ -32,32 +29,29 @@ pub struct HttpRouteRouter {
 impl HttpRouteRouter {
     pub fn new(client: Client, namespace: &str, name: &str, backends: Backends, match_rule: &str) -> Self {
         HttpRouteRouter {
-            api: Api::namespaced(client, namespace),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+            route: RouteObject::new(client, namespace, name),
             backends,
             match_rule: match_rule.to_string(),
         }
     }
 
     async fn get(&self) -> Result<HttpRoute, RoutingError> {
-        read_route(&self.api, &self.name, self.describe()).await
+        self.route.get().await
     }
 
     async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
-        patch_route(&self.api, &self.name, &self.describe(), patch).await
+        self.route.patch(patch).await
     }
 }
 
 impl TrafficRouter for HttpRouteRouter {
     fn describe(&self) -> String {
-        format!("HTTPRoute {}/{}", self.namespace, self.name)
+        self.route.described.clone()
     }
 
     fn observe(&self) -> BoxFuture<'_, Result<RouteState, RoutingError>> {
         Box::pin(async move {
-            let found = self.api.get_opt(&self.name).await;
-            match found.map_err(|e| RoutingError::from_kube(&self.describe(), e))? {
+            match self.route.find().await? {
                 None => Ok(RouteState::NotFound),
                 Some(route) => Ok(match route_state(&route, &self.backends) {
                     RouteState::Present { split, accepted, .. } => RouteState::Present {

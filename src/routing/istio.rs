@@ -5,22 +5,19 @@
 use futures::future::BoxFuture;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::Api;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::istio_types::{VirtualService, VirtualServiceHttp, VirtualServiceStatusValidationMessagesLevel};
 use super::{
-    Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
-    pointer, read_route,
+    Backends, RouteObject, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
+    pointer,
 };
 use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch, VirtualServiceRef};
 
 /// Shifts traffic on one VirtualService in the Rollout's namespace.
 pub struct VirtualServiceRouter {
-    api: Api<VirtualService>,
-    namespace: String,
-    name: String,
+    route: RouteObject<VirtualService>,
     routes: Vec<String>,
     backends: Backends,
     /// The name of Siskin's own HTTP route for an A/B test's matches.
@@ -36,9 +33,7 @@ impl VirtualServiceRouter {
         match_route: &str,
     ) -> Self {
         VirtualServiceRouter {
-            api: Api::namespaced(client, namespace),
-            namespace: namespace.to_string(),
-            name: reference.name.clone(),
+            route: RouteObject::new(client, namespace, &reference.name),
             routes: reference.routes.clone(),
             backends,
             match_route: match_route.to_string(),
@@ -46,23 +41,22 @@ impl VirtualServiceRouter {
     }
 
     async fn get(&self) -> Result<VirtualService, RoutingError> {
-        read_route(&self.api, &self.name, self.describe()).await
+        self.route.get().await
     }
 
     async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
-        patch_route(&self.api, &self.name, &self.describe(), patch).await
+        self.route.patch(patch).await
     }
 }
 
 impl TrafficRouter for VirtualServiceRouter {
     fn describe(&self) -> String {
-        format!("VirtualService {}/{}", self.namespace, self.name)
+        self.route.described.clone()
     }
 
     fn observe(&self) -> BoxFuture<'_, Result<RouteState, RoutingError>> {
         Box::pin(async move {
-            let found = self.api.get_opt(&self.name).await;
-            match found.map_err(|e| RoutingError::from_kube(&self.describe(), e))? {
+            match self.route.find().await? {
                 None => Ok(RouteState::NotFound),
                 Some(vs) => Ok(route_state(&vs, &self.routes, &self.backends, &self.match_route)),
             }

@@ -216,35 +216,58 @@ fn patch_did_not_apply(status: &kube::core::Status) -> bool {
     status.code == 422 && status.details.as_ref().is_none_or(|d| d.causes.is_empty())
 }
 
-/// Reads a route, or says it is missing.
-async fn read_route<K>(api: &kube::Api<K>, name: &str, describe: String) -> Result<K, RoutingError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.get_opt(name)
-        .await
-        .map_err(|e| RoutingError::from_kube(&describe, e))?
-        .ok_or(RoutingError::NotFound { route: describe })
+/// One route object in the Rollout's namespace, as a router reads and
+/// patches it: every read maps API errors the same way, and every write is
+/// a guarded JSON Patch under Siskin's field manager.
+struct RouteObject<K> {
+    api: kube::Api<K>,
+    /// `HTTPRoute shop/web`, for messages.
+    described: String,
+    name: String,
 }
 
-/// Sends a guarded JSON Patch to a route under Siskin's field manager.
-async fn patch_route<K>(
-    api: &kube::Api<K>,
-    name: &str,
-    describe: &str,
-    patch: json_patch::Patch,
-) -> Result<(), RoutingError>
+impl<K> RouteObject<K>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
-    let params = kube::api::PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..kube::api::PatchParams::default()
-    };
-    api.patch(name, &params, &kube::api::Patch::Json::<()>(patch))
-        .await
-        .map_err(|e| RoutingError::from_kube(describe, e))?;
-    Ok(())
+    fn new(client: Client, namespace: &str, name: &str) -> Self {
+        RouteObject {
+            api: kube::Api::namespaced(client, namespace),
+            described: format!("{} {namespace}/{name}", K::kind(&())),
+            name: name.to_string(),
+        }
+    }
+
+    /// The route, or `None` when it does not exist.
+    async fn find(&self) -> Result<Option<K>, RoutingError> {
+        self.api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| RoutingError::from_kube(&self.described, e))
+    }
+
+    /// The route; its absence is an error.
+    async fn get(&self) -> Result<K, RoutingError> {
+        self.find().await?.ok_or_else(|| RoutingError::NotFound {
+            route: self.described.clone(),
+        })
+    }
+
+    /// Sends a guarded JSON Patch under Siskin's field manager.
+    async fn patch(&self, patch: json_patch::Patch) -> Result<(), RoutingError> {
+        let params = kube::api::PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..kube::api::PatchParams::default()
+        };
+        self.api
+            .patch(&self.name, &params, &kube::api::Patch::Json::<()>(patch))
+            .await
+            .map_err(|e| RoutingError::from_kube(&self.described, e))?;
+        Ok(())
+    }
 }
 
 /// A JSON Pointer from its tokens.
