@@ -355,47 +355,24 @@ mod tests {
         Histogram::from_cumulative(pairs.iter().copied()).expect("valid test histogram")
     }
 
+    fn counts(requests: f64, errors: f64) -> Counts {
+        Counts { requests, errors }
+    }
+
     #[test]
     fn a_counter_that_goes_down_was_reset() {
-        let then = Counts {
-            requests: 1000.0,
-            errors: 10.0,
-        };
-        let now = Counts {
-            requests: 40.0,
-            errors: 1.0,
-        };
+        let then = counts(1000.0, 10.0);
+        let now = counts(40.0, 1.0);
         assert_eq!(now.since(&then), now);
-        let later = Counts {
-            requests: 100.0,
-            errors: 3.0,
-        };
-        assert_eq!(
-            later.since(&now),
-            Counts {
-                requests: 60.0,
-                errors: 2.0
-            }
-        );
+        let later = counts(100.0, 3.0);
+        assert_eq!(later.since(&now), counts(60.0, 2.0));
     }
 
     #[test]
     fn errors_never_exceed_requests_in_a_window() {
-        let then = Counts {
-            requests: 100.0,
-            errors: 1.0,
-        };
-        let now = Counts {
-            requests: 101.0,
-            errors: 4.0,
-        };
-        assert_eq!(
-            now.since(&then),
-            Counts {
-                requests: 1.0,
-                errors: 1.0
-            }
-        );
+        let then = counts(100.0, 1.0);
+        let now = counts(101.0, 4.0);
+        assert_eq!(now.since(&then), counts(1.0, 1.0));
     }
 
     #[test]

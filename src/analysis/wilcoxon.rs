@@ -184,40 +184,28 @@ mod tests {
     /// roots were confirmed to be the jump points `x_i − y_j` by exhaustive
     /// search over all pairwise differences; the estimate is the midpoint of
     /// the interval of exact zeros found by that search.
+    /// The interval and estimate of R's `wilcox.test(x, y, conf.int =
+    /// TRUE, conf.level = 0.98)` for these samples.
+    fn assert_matches_r(x: &[f64], y: &[f64], (lower, upper, estimate): (f64, f64, f64)) {
+        let interval = shift_interval(x, y, 0.98);
+        assert!(
+            interval.is_some_and(|i| close(i.lower, lower) && close(i.upper, upper) && close(i.estimate, estimate)),
+            "{interval:?} != ({lower}, {upper}, {estimate})"
+        );
+    }
+
     #[test]
     fn matches_r_wilcox_test_conf_int() {
         let x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30];
         let y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06];
-        let interval = shift_interval(&x, &y, 0.98);
-        let expected = ShiftInterval {
-            lower: FIXTURE_A.0,
-            upper: FIXTURE_A.1,
-            estimate: FIXTURE_A.2,
-        };
-        assert!(
-            interval.is_some_and(|i| close(i.lower, expected.lower)
-                && close(i.upper, expected.upper)
-                && close(i.estimate, expected.estimate)),
-            "{interval:?} != {expected:?}"
-        );
+        assert_matches_r(&x, &y, FIXTURE_A);
     }
 
     #[test]
     fn matches_r_with_ties_and_a_clear_shift() {
         let x = [12.0, 15.0, 15.0, 17.0, 19.0, 19.0, 22.0];
         let y = [10.0, 11.0, 11.0, 12.0, 13.0];
-        let interval = shift_interval(&x, &y, 0.98);
-        let expected = ShiftInterval {
-            lower: FIXTURE_B.0,
-            upper: FIXTURE_B.1,
-            estimate: FIXTURE_B.2,
-        };
-        assert!(
-            interval.is_some_and(|i| close(i.lower, expected.lower)
-                && close(i.upper, expected.upper)
-                && close(i.estimate, expected.estimate)),
-            "{interval:?} != {expected:?}"
-        );
+        assert_matches_r(&x, &y, FIXTURE_B);
     }
 
     const FIXTURE_A: (f64, f64, f64) = (-0.22, 1.42, 0.707);

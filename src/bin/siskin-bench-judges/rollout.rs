@@ -17,11 +17,11 @@ pub const MIN_HOLD: f64 = 60.0;
 pub const MAX_HOLD: f64 = 300.0;
 /// Stable's history before the canary starts, seconds.
 const WARM_UP: f64 = 600.0;
-/// Siskin's evaluation interval, seconds.
-const SISKIN_EVERY: f64 = 15.0;
+/// Siskin's evaluation interval while it measures, seconds.
+const SISKIN_EVERY: f64 = siskin::plan::ANALYSIS_POLL.as_secs_f64();
 /// How long the controller treats an inconclusive analysis as still
-/// waiting (`INCONCLUSIVE_GRACE` in src/controller/analysis.rs).
-const INCONCLUSIVE_GRACE: f64 = 20.0;
+/// waiting, seconds.
+const INCONCLUSIVE_GRACE: f64 = siskin::analysis::status::INCONCLUSIVE_GRACE.as_secs_f64();
 /// Flagger's default `interval`, and Kayenta's one point per minute.
 const MINUTE: f64 = 60.0;
 /// No method runs this long; a safety net, counted as paused.
