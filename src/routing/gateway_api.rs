@@ -34,14 +34,6 @@ impl HttpRouteRouter {
             match_rule: match_rule.to_string(),
         }
     }
-
-    async fn get(&self) -> Result<HttpRoute, RoutingError> {
-        self.route.get().await
-    }
-
-    async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
-        self.route.patch(patch).await
-    }
 }
 
 impl TrafficRouter for HttpRouteRouter {
@@ -68,9 +60,9 @@ impl TrafficRouter for HttpRouteRouter {
 
     fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
         Box::pin(async move {
-            let route = self.get().await?;
+            let route = self.route.get().await?;
             match match_patch(&route, &self.backends, &self.match_rule, matches)? {
-                Some(patch) => self.patch(patch).await,
+                Some(patch) => self.route.patch(patch).await,
                 None => Ok(()),
             }
         })
@@ -78,8 +70,8 @@ impl TrafficRouter for HttpRouteRouter {
 
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
         Box::pin(async move {
-            let route = self.get().await?;
-            self.patch(weight_patch(&route, &self.backends, split)?).await
+            let route = self.route.get().await?;
+            self.route.patch(weight_patch(&route, &self.backends, split)?).await
         })
     }
 }

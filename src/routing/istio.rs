@@ -39,14 +39,6 @@ impl VirtualServiceRouter {
             match_route: match_route.to_string(),
         }
     }
-
-    async fn get(&self) -> Result<VirtualService, RoutingError> {
-        self.route.get().await
-    }
-
-    async fn patch(&self, patch: Patch) -> Result<(), RoutingError> {
-        self.route.patch(patch).await
-    }
 }
 
 impl TrafficRouter for VirtualServiceRouter {
@@ -65,17 +57,18 @@ impl TrafficRouter for VirtualServiceRouter {
 
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
         Box::pin(async move {
-            let vs = self.get().await?;
-            self.patch(weight_patch(&vs, &self.routes, &self.backends, split)?)
+            let vs = self.route.get().await?;
+            self.route
+                .patch(weight_patch(&vs, &self.routes, &self.backends, split)?)
                 .await
         })
     }
 
     fn set_mirror(&self, percent: Option<i32>) -> BoxFuture<'_, Result<(), RoutingError>> {
         Box::pin(async move {
-            let vs = self.get().await?;
+            let vs = self.route.get().await?;
             match mirror_patch(&vs, &self.routes, &self.backends, percent)? {
-                Some(patch) => self.patch(patch).await,
+                Some(patch) => self.route.patch(patch).await,
                 None => Ok(()),
             }
         })
@@ -83,9 +76,9 @@ impl TrafficRouter for VirtualServiceRouter {
 
     fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
         Box::pin(async move {
-            let vs = self.get().await?;
+            let vs = self.route.get().await?;
             match match_patch(&vs, &self.routes, &self.backends, &self.match_route, matches)? {
-                Some(patch) => self.patch(patch).await,
+                Some(patch) => self.route.patch(patch).await,
                 None => Ok(()),
             }
         })
