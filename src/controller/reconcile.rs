@@ -17,7 +17,7 @@ use super::analysis::{self, AnalysisStatus};
 use super::hooks;
 use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
-use crate::api::conditions::{find_condition, types};
+use crate::api::conditions::{TRUE, find_condition, reasons, types};
 use crate::api::{Rollout, RolloutStatus};
 use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, TrafficSplit, due_hooks, plan};
 use crate::routing::router_for;
@@ -257,7 +257,7 @@ fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStat
     let progressing = |s: &RolloutStatus| find_condition(&s.conditions, types::PROGRESSING).cloned();
     let now = progressing(after)?;
     let was = before.and_then(progressing).map(|c| c.reason);
-    let waiting = ["RouteNotFound", "RouteMissingBackends"].contains(&now.reason.as_str());
+    let waiting = [reasons::ROUTE_NOT_FOUND, reasons::ROUTE_MISSING_BACKENDS].contains(&now.reason.as_str());
     (waiting && was.as_deref() != Some(now.reason.as_str())).then_some((now.reason, now.message))
 }
 
@@ -322,7 +322,7 @@ fn record_analysis(status: &mut crate::api::RolloutStatus, analysis: Option<Anal
         return;
     };
     let paused_inconclusive = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
-        c.type_ == types::PAUSED && c.status == "True" && c.reason == crate::api::PauseReason::Inconclusive.as_str()
+        c.type_ == types::PAUSED && c.status == TRUE && c.reason == crate::api::PauseReason::Inconclusive.as_str()
     };
     let inconclusive = analysis.verdict == Some(crate::analysis::Verdict::Inconclusive)
         || status.conditions.iter().any(paused_inconclusive);
