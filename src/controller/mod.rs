@@ -191,7 +191,10 @@ async fn serve(
         )
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(|outcome| {
+            reconcile::log_outcome(outcome);
+            futures::future::ready(())
+        });
     controller.await;
 }
 
