@@ -10,13 +10,14 @@ pub mod gateway_api;
 pub mod istio;
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod istio_types;
+mod registry;
 
 use futures::future::BoxFuture;
 use json_patch::{PatchOperation, jsonptr::PointerBuf};
-use kube::Client;
 
-use crate::api::{RequestMatch, RolloutSpec, ServiceRef};
+use crate::api::{RequestMatch, ServiceRef};
 pub use crate::plan::{RouteState, TrafficSplit};
+pub use registry::router_for;
 
 /// The field manager recorded on Siskin's route patches.
 pub const FIELD_MANAGER: &str = "siskin";
@@ -75,23 +76,6 @@ fn mirror_unsupported(route: String, percent: Option<i32>) -> BoxFuture<'static,
 /// Named after the user's Service, like the stable and canary Services.
 pub fn match_rule_name(service: &ServiceRef) -> String {
     format!("siskin-ab-{}", service.name)
-}
-
-/// The router a Rollout's spec names, or `None` for a replica-ratio canary.
-pub fn router_for(client: Client, namespace: &str, spec: &RolloutSpec) -> Option<Box<dyn TrafficRouter>> {
-    let routing = spec.traffic_routing()?;
-    let backends = Backends::of(&spec.service);
-    if let Some(g) = &routing.gateway_api {
-        let rule = match_rule_name(&spec.service);
-        let router = gateway_api::HttpRouteRouter::new(client, namespace, &g.http_route.name, backends, &rule);
-        return Some(Box::new(router));
-    }
-    if let Some(i) = &routing.istio {
-        let rule = match_rule_name(&spec.service);
-        let router = istio::VirtualServiceRouter::new(client, namespace, &i.virtual_service, backends, &rule);
-        return Some(Box::new(router));
-    }
-    None
 }
 
 /// The two Services whose weights Siskin manages.
