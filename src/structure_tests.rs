@@ -19,9 +19,11 @@
 //! `super::Error` where the parent says `pub use error::Error` is an edge to
 //! `error`, not to the parent. References to a module's own items, and a
 //! parent's `mod` declarations and `pub use child::…` re-exports (its
-//! facade, not its logic) are not edges. Every other reference is: a child
-//! using an item its parent defines, and a parent calling into its child,
-//! make a cycle.
+//! facade, not its logic, unless its own code uses the item too) are not
+//! edges. Every other reference is: a child using an item its parent
+//! defines, and a parent calling into its child, make a cycle. Items named
+//! without a path count through the `use` that brought them in; macros are
+//! not expanded.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
