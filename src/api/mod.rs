@@ -23,7 +23,7 @@ pub use rollout::{
     CookieMatch, GatewayApiRouting, HeaderMatch, Hold, InconclusivePolicy, IstioRouting, LocalObjectName,
     MAX_ANALYSIS_ARGS, MAX_ANALYSIS_TEMPLATES, MAX_REPLICAS, MAX_ROLLOUT_NAME, MAX_SERVICE_NAME, MAX_STEPS,
     MAX_WEBHOOKS, MirrorStage, PauseStep, RequestMatch, RollingStrategy, Rollout, RolloutAnalysis, RolloutSpec,
-    RolloutStrategy, ServiceRef, TrafficRouting, VirtualServiceRef, WorkloadRef,
+    RolloutStrategy, RouteRef, ServiceRef, TrafficRouting, VirtualServiceRef, WorkloadRef,
 };
 pub use status::{
     AbortReason, AbortStatus, HandledRequest, PauseReason, PauseStatus, REQUEST_HISTORY, RolloutPhase, RolloutStatus,

@@ -415,6 +415,58 @@ pub struct TrafficRouting {
     pub istio: Option<IstioRouting>,
 }
 
+impl TrafficRouting {
+    /// The one route this names; `None` unless exactly one router is set
+    /// (the CRD's rule refuses that, and the engine's spec check too). Every
+    /// dispatch on the router goes through this.
+    pub fn route(&self) -> Option<RouteRef<'_>> {
+        match (&self.gateway_api, &self.istio) {
+            (Some(g), None) => Some(RouteRef::HttpRoute {
+                name: &g.http_route.name,
+            }),
+            (None, Some(i)) => Some(RouteRef::VirtualService {
+                name: &i.virtual_service.name,
+                routes: &i.virtual_service.routes,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The route a Rollout shifts traffic on, whichever router it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteRef<'a> {
+    /// A Gateway API HTTPRoute.
+    HttpRoute { name: &'a str },
+    /// An Istio VirtualService, and the names of its `http` routes Siskin
+    /// may weight (empty: every route reaching both Services).
+    VirtualService { name: &'a str, routes: &'a [String] },
+}
+
+impl<'a> RouteRef<'a> {
+    /// The route object's name, in the Rollout's namespace.
+    pub fn name(&self) -> &'a str {
+        match self {
+            RouteRef::HttpRoute { name } | RouteRef::VirtualService { name, .. } => name,
+        }
+    }
+
+    /// The route object's kind, as users write it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouteRef::HttpRoute { .. } => "HTTPRoute",
+            RouteRef::VirtualService { .. } => "VirtualService",
+        }
+    }
+}
+
+/// `HTTPRoute shop`: the route as messages name it.
+impl std::fmt::Display for RouteRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind(), self.name())
+    }
+}
+
 /// Weights on the backendRefs of a Gateway API HTTPRoute.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -640,5 +692,35 @@ mod tests {
         );
         assert_eq!(CookieMatch::from_header_pattern(&pattern), Some(odd));
         assert_eq!(CookieMatch::from_header_pattern("^canary=.*$"), None, "not Siskin's");
+    }
+
+    #[test]
+    fn traffic_routing_names_one_route_or_none() {
+        let routing = |json: serde_json::Value| -> TrafficRouting { serde_json::from_value(json).expect("valid") };
+        let gateway = routing(serde_json::json!({"gatewayAPI": {"httpRoute": {"name": "shop"}}}));
+        assert_eq!(gateway.route(), Some(RouteRef::HttpRoute { name: "shop" }));
+        assert_eq!(
+            gateway.route().map(|r| r.to_string()).as_deref(),
+            Some("HTTPRoute shop")
+        );
+        let istio = routing(serde_json::json!({"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}}));
+        let routes = ["primary".to_string()];
+        assert_eq!(
+            istio.route(),
+            Some(RouteRef::VirtualService {
+                name: "vs",
+                routes: &routes
+            })
+        );
+        assert_eq!(
+            istio.route().map(|r| r.to_string()).as_deref(),
+            Some("VirtualService vs")
+        );
+        let both = TrafficRouting {
+            gateway_api: gateway.gateway_api.clone(),
+            istio: istio.istio.clone(),
+        };
+        assert_eq!(both.route(), None);
+        assert_eq!(routing(serde_json::json!({})).route(), None);
     }
 }

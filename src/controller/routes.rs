@@ -9,7 +9,7 @@ use kube::discovery::oneshot::pinned_kind;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::api::Rollout;
+use crate::api::{Rollout, RouteRef};
 use crate::routing::istio_types::VirtualService;
 
 /// The route kinds a Rollout can name.
@@ -20,6 +20,13 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
+    fn of(route: &RouteRef<'_>) -> RouteKind {
+        match route {
+            RouteRef::HttpRoute { .. } => RouteKind::HttpRoute,
+            RouteRef::VirtualService { .. } => RouteKind::VirtualService,
+        }
+    }
+
     fn gvk(self) -> GroupVersionKind {
         match self {
             RouteKind::HttpRoute => gvk::<HttpRoute>(),
@@ -39,11 +46,8 @@ fn gvk<K: Resource<DynamicType = ()>>() -> GroupVersionKind {
 
 /// The name of the route of `kind` that `rollout` shifts traffic on.
 fn route_of(rollout: &Rollout, kind: RouteKind) -> Option<&str> {
-    let routing = rollout.spec.traffic_routing()?;
-    match kind {
-        RouteKind::HttpRoute => routing.gateway_api.as_ref().map(|g| g.http_route.name.as_str()),
-        RouteKind::VirtualService => routing.istio.as_ref().map(|i| i.virtual_service.name.as_str()),
-    }
+    let route = rollout.spec.traffic_routing()?.route()?;
+    (RouteKind::of(&route) == kind).then(|| route.name())
 }
 
 /// The Rollouts in the route's namespace that name it.

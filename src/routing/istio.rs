@@ -14,7 +14,7 @@ use super::{
     Backends, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops, patch_route,
     pointer, read_route,
 };
-use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch, VirtualServiceRef};
+use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch};
 
 /// Shifts traffic on one VirtualService in the Rollout's namespace.
 pub struct VirtualServiceRouter {
@@ -31,15 +31,16 @@ impl VirtualServiceRouter {
     pub fn new(
         client: Client,
         namespace: &str,
-        reference: &VirtualServiceRef,
+        name: &str,
+        routes: &[String],
         backends: Backends,
         match_route: &str,
     ) -> Self {
         VirtualServiceRouter {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
-            name: reference.name.clone(),
-            routes: reference.routes.clone(),
+            name: name.to_string(),
+            routes: routes.to_vec(),
             backends,
             match_route: match_route.to_string(),
         }
