@@ -13,3 +13,6 @@ pub mod controller;
 pub mod egress;
 pub mod plan;
 pub mod routing;
+
+#[cfg(test)]
+mod structure_tests;

@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::conditions::reasons;
 use crate::analysis::Verdict;
 
 /// How many handled manual requests the status remembers.
@@ -178,10 +179,10 @@ pub enum PauseReason {
 impl PauseReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            PauseReason::PauseStep => "PauseStep",
-            PauseReason::Manual => "Manual",
-            PauseReason::Inconclusive => "Inconclusive",
-            PauseReason::Webhook => "Webhook",
+            PauseReason::PauseStep => reasons::PAUSE_STEP,
+            PauseReason::Manual => reasons::MANUAL,
+            PauseReason::Inconclusive => reasons::INCONCLUSIVE,
+            PauseReason::Webhook => reasons::WEBHOOK,
         }
     }
 }
@@ -209,10 +210,10 @@ pub enum AbortReason {
 impl AbortReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            AbortReason::Regression => "Regression",
-            AbortReason::Inconclusive => "Inconclusive",
-            AbortReason::Manual => "Manual",
-            AbortReason::Webhook => "Webhook",
+            AbortReason::Regression => reasons::REGRESSION,
+            AbortReason::Inconclusive => reasons::INCONCLUSIVE,
+            AbortReason::Manual => reasons::MANUAL,
+            AbortReason::Webhook => reasons::WEBHOOK,
         }
     }
 }

@@ -83,7 +83,11 @@ pub fn render(rollout: &Rollout) -> String {
     if let Some(msg) = &status.message {
         let _ = writeln!(out, "  {msg}");
     }
-    for c in status.conditions.iter().filter(|c| c.status == "True") {
+    for c in status
+        .conditions
+        .iter()
+        .filter(|c| c.status == crate::api::conditions::TRUE)
+    {
         let _ = writeln!(out, "  {}={} {}: {}", c.type_, c.status, c.reason, c.message);
     }
     out

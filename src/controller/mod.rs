@@ -4,6 +4,7 @@
 
 mod act;
 mod analysis;
+mod context;
 mod credentials;
 mod error;
 pub mod fence;
@@ -29,36 +30,12 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 
+pub use context::{Context, FIELD_MANAGER, FINALIZER};
 pub use error::Error;
 pub use metrics::Metrics;
 
 use crate::api::{INSTANCE_LABEL, ROLLOUT_LABEL, Rollout, RouteKind};
 use crate::egress::{Egress, EgressSettings};
-
-/// The field manager of every object and status Siskin writes.
-pub const FIELD_MANAGER: &str = "siskin";
-/// The finalizer that lets a deleted Rollout hand traffic back first.
-pub const FINALIZER: &str = "siskin.io/cleanup";
-
-/// What every reconcile shares.
-pub struct Context {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<health::Health>,
-    /// Per Rollout (`namespace/name`), the resourceVersion our last status
-    /// write replaced. A reconcile that finds the cache still at it would
-    /// plan from a status we already moved past; it waits for the watch.
-    pub superseded: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// The client for every call a Rollout or template chooses the
-    /// destination of (webhooks, metric queries).
-    pub egress: Arc<Egress>,
-    /// The cap on rollouts in progress across the Rollouts served.
-    pub queue: queue::RolloutQueue,
-    /// The controller's own namespace (its Lease's): ClusterAnalysisTemplates
-    /// read their Secrets here.
-    pub home_namespace: String,
-}
 
 /// Settings of the controller loop.
 #[derive(Clone, Debug)]
@@ -187,7 +164,10 @@ async fn serve(
         )
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(|outcome| {
+            reconcile::log_outcome(outcome);
+            futures::future::ready(())
+        });
     controller.await;
 }
 

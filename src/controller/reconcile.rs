@@ -6,18 +6,21 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::Action as Requeue;
+use kube::runtime::controller::{Action as Requeue, Error as ControllerError};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::act::Target;
 use super::analysis;
 use super::hooks;
 use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
-use crate::api::conditions::{find_condition, types};
+use crate::api::conditions::{find_condition, reasons, types};
 use crate::api::{Rollout, RolloutStatus};
 use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, clear_canary_traffic, due_hooks, plan};
 use crate::routing::router_for;
@@ -30,18 +33,38 @@ pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
 /// How soon a Rollout whose reconcile panicked is tried again.
 const PANIC_RETRY: Duration = Duration::from_secs(60);
 
-/// Reconciles one Rollout, within [`RECONCILE_DEADLINE`]. A panic is
-/// contained to this Rollout (a Warning Event and a metric), never the
-/// process: one controller serves every Rollout in the cluster.
+/// Reconciles one Rollout, within [`RECONCILE_DEADLINE`], inside its
+/// [`span`]. A panic is contained to this Rollout (a Warning Event and a
+/// metric), never the process: one controller serves every Rollout in the
+/// cluster. A failure is not logged here: [`error_policy`] logs each once.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let span = span(&rollout);
+    reconcile_contained(rollout, ctx).instrument(span).await
+}
+
+async fn reconcile_contained(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let error = match contained(RECONCILE_DEADLINE, reconcile_unguarded(rollout.clone(), ctx.clone())).await {
         Err(error @ (Error::Panicked(_) | Error::Deadline(_))) => error,
         result => return result,
     };
-    tracing::error!(rollout = %cache_key(&rollout), %error, label = error.metric_label(), "reconcile failed");
     ctx.metrics.reconciled(started.elapsed(), Some(&error));
     Err(warn(&ctx, &rollout, error).await)
+}
+
+/// The span of one Rollout's reconcile and of its failure's log line: which
+/// Rollout, and which spec (generation) and copy (resourceVersion) it
+/// planned from.
+fn span(rollout: &Rollout) -> tracing::Span {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let resource_version = rollout.resource_version().unwrap_or_default();
+    tracing::info_span!(
+        "reconcile",
+        namespace = %namespace,
+        name = %rollout.name_any(),
+        generation = rollout.metadata.generation,
+        resource_version = %resource_version,
+    )
 }
 
 /// Runs one reconcile so that neither a panic nor a hang inside it can
@@ -94,14 +117,52 @@ async fn reconcile_unguarded(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result
     result
 }
 
+/// Decides when a failed reconcile is retried, and logs the failure: the
+/// one place it is logged, inside the Rollout's span, with its metric label.
 pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Requeue {
-    tracing::warn!(rollout = %cache_key(&rollout), label = error.metric_label(), %error, "reconcile failed; retrying");
+    failed(&rollout, error)
+}
+
+fn failed(rollout: &Rollout, error: &Error) -> Requeue {
+    let _span = span(rollout).entered();
+    log_failure(error);
+    retry_after(error)
+}
+
+fn log_failure(error: &Error) {
+    let label = error.metric_label();
+    if error.is_fenced() {
+        // The fence warned once when it closed; each Rollout it stops
+        // would repeat that warning.
+        tracing::debug!(label, %error, "reconcile failed; retrying");
+    } else if matches!(error, Error::Panicked(_) | Error::Deadline(_)) {
+        tracing::error!(label, %error, "reconcile failed; retrying");
+    } else {
+        tracing::warn!(label, %error, "reconcile failed; retrying");
+    }
+}
+
+fn retry_after(error: &Error) -> Requeue {
     match error {
         // Someone edited the route between our read and our write: re-read
         // and re-plan at once.
         Error::Routing(crate::routing::RoutingError::Conflict { .. }) => Requeue::requeue(Duration::from_millis(500)),
         Error::Panicked(_) => Requeue::requeue(PANIC_RETRY),
         _ => Requeue::requeue(Duration::from_secs(5)),
+    }
+}
+
+/// Logs what the controller loop yields for each reconcile. A failed
+/// reconcile was logged by [`error_policy`] already; what remains are the
+/// loop's own errors (a watch that failed, a Rollout gone from the cache).
+pub fn log_outcome(outcome: Result<(ObjectRef<Rollout>, Requeue), ControllerError<Error, watcher::Error>>) {
+    match outcome {
+        Ok((rollout, requeue)) => tracing::debug!(%rollout, ?requeue, "reconciled"),
+        Err(ControllerError::ReconcilerFailed(..)) => {}
+        // A trigger for a Rollout deleted meanwhile: expected, nothing to do.
+        Err(error @ ControllerError::ObjectNotFound(_)) => tracing::debug!(%error, "not reconciled"),
+        Err(error @ ControllerError::QueueError(_)) => tracing::warn!(%error, "watch failed; it restarts with backoff"),
+        Err(error @ ControllerError::RunnerError(_)) => tracing::error!(%error, "controller runner failed"),
     }
 }
 
@@ -257,7 +318,7 @@ fn started_waiting_for_route(before: Option<&RolloutStatus>, after: &RolloutStat
     let progressing = |s: &RolloutStatus| find_condition(&s.conditions, types::PROGRESSING).cloned();
     let now = progressing(after)?;
     let was = before.and_then(progressing).map(|c| c.reason);
-    let waiting = ["RouteNotFound", "RouteMissingBackends"].contains(&now.reason.as_str());
+    let waiting = [reasons::ROUTE_NOT_FOUND, reasons::ROUTE_MISSING_BACKENDS].contains(&now.reason.as_str());
     (waiting && was.as_deref() != Some(now.reason.as_str())).then_some((now.reason, now.message))
 }
 
@@ -348,31 +409,4 @@ async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &st
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panic_inside_a_reconcile_is_this_rollouts_error_not_the_processes() {
-        let result = contained(Duration::from_secs(5), async {
-            let steps: Vec<i32> = Vec::new();
-            let index = steps.len() + 2;
-            Ok(Requeue::requeue(Duration::from_secs(
-                u64::try_from(steps[index]).unwrap_or(0),
-            )))
-        })
-        .await;
-        let Err(Error::Panicked(message)) = result else {
-            panic!("a contained panic: {result:?}");
-        };
-        assert!(message.contains("index out of bounds"), "{message}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_reconcile_that_never_ends_gives_its_slot_back_at_the_deadline() {
-        let result = contained(RECONCILE_DEADLINE, std::future::pending()).await;
-        assert!(
-            matches!(result, Err(Error::Deadline(d)) if d == RECONCILE_DEADLINE),
-            "{result:?}"
-        );
-    }
-}
+mod tests;

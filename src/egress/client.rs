@@ -16,6 +16,14 @@ use super::policy::{DestinationPolicy, Refusal};
 /// How long a connection may take to open, whatever the call's timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A template's own TLS trust for one destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsOptions {
+    /// A PEM CA bundle that replaces the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
+}
+
 /// Builds the one client every tenant call goes through.
 pub fn build(policy: Arc<DestinationPolicy>) -> reqwest::Client {
     builder(policy)
@@ -39,7 +47,7 @@ fn builder(policy: Arc<DestinationPolicy>) -> reqwest::ClientBuilder {
 /// A client like [`build`]'s with a template's own TLS trust: a CA bundle
 /// that replaces the system roots, or no verification at all. The bundle
 /// comes from a Secret, so a bad one is the template's error, not a panic.
-pub fn build_with_tls(policy: Arc<DestinationPolicy>, tls: &super::TlsOptions) -> Result<reqwest::Client, Failure> {
+pub fn build_with_tls(policy: Arc<DestinationPolicy>, tls: &TlsOptions) -> Result<reqwest::Client, Failure> {
     let mut builder = builder(policy);
     if let Some(pem) = &tls.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| Failure::TlsSettings {

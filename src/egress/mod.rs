@@ -19,7 +19,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-pub use client::{CONNECT_TIMEOUT, Failure};
+pub use client::{CONNECT_TIMEOUT, Failure, TlsOptions};
 pub use policy::{DestinationPolicy, Refusal};
 pub use slots::{OutboundSlots, Slot};
 
@@ -151,14 +151,6 @@ impl Answer {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.code)
     }
-}
-
-/// A template's own TLS trust for one destination.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct TlsOptions {
-    /// A PEM CA bundle that replaces the system roots.
-    pub ca_pem: Option<Vec<u8>>,
-    pub insecure_skip_verify: bool,
 }
 
 /// A call with the caller's method, headers and TLS trust.

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::analysis::Verdict;
 use crate::analysis::status::AnalysisStatus;
 
-use crate::api::conditions::{ConditionState, set_condition, types};
+use crate::api::conditions::{ConditionState, TRUE, reasons, set_condition, types};
 use crate::api::{
     AbortReason, AbortStatus, HookPhase, HookStatus, PauseReason, PauseStatus, RequestMatch, RolloutPhase, RolloutSpec,
     RolloutStatus, WebhookType,
@@ -133,7 +133,7 @@ impl<'a> Ctx<'a> {
     pub fn finish(mut self) -> Plan {
         let note = self.note.take().unwrap_or(Note {
             progressing: false,
-            reason: "Idle",
+            reason: reasons::IDLE,
             message: String::new(),
         });
         self.status.message = (!note.message.is_empty()).then(|| note.message.clone());
@@ -158,8 +158,8 @@ impl<'a> Ctx<'a> {
         let invalid = phase == Some(RolloutPhase::InvalidSpec);
         let stalled = match (aborted, invalid) {
             (_, true) => ConditionState::new(types::STALLED, true, note.reason, &note.message),
-            (Some(a), false) => ConditionState::new(types::STALLED, true, "Aborted", &a.message),
-            (None, false) => ConditionState::new(types::STALLED, false, "NotStalled", ""),
+            (Some(a), false) => ConditionState::new(types::STALLED, true, reasons::ABORTED, &a.message),
+            (None, false) => ConditionState::new(types::STALLED, false, reasons::NOT_STALLED, ""),
         };
         let reconciling = !healthy && !stalled.status;
         [
@@ -167,27 +167,27 @@ impl<'a> Ctx<'a> {
             ConditionState::new(
                 types::HEALTHY,
                 healthy,
-                if healthy { "Stable" } else { note.reason },
+                if healthy { reasons::STABLE } else { note.reason },
                 &note.message,
             ),
             match paused {
                 Some(p) => ConditionState::new(types::PAUSED, true, p.reason.as_str(), ""),
-                None => ConditionState::new(types::PAUSED, false, "NotPaused", ""),
+                None => ConditionState::new(types::PAUSED, false, reasons::NOT_PAUSED, ""),
             },
             match aborted {
                 Some(a) => ConditionState::new(types::ABORTED, true, a.reason.as_str(), &a.message),
-                None => ConditionState::new(types::ABORTED, false, "NotAborted", ""),
+                None => ConditionState::new(types::ABORTED, false, reasons::NOT_ABORTED, ""),
             },
             ConditionState::new(
                 types::INVALID_SPEC,
                 invalid,
-                if invalid { note.reason } else { "Valid" },
+                if invalid { note.reason } else { reasons::VALID },
                 if invalid { note.message.as_str() } else { "" },
             ),
             if reconciling {
                 ConditionState::new(types::RECONCILING, true, note.reason, &note.message)
             } else {
-                ConditionState::new(types::RECONCILING, false, "Reconciled", "")
+                ConditionState::new(types::RECONCILING, false, reasons::RECONCILED, "")
             },
             stalled,
         ]
@@ -347,9 +347,8 @@ fn record_analysis(status: &mut RolloutStatus, analysis: Option<&AnalysisStatus>
         }
         return;
     };
-    let paused_inconclusive = |c: &Condition| {
-        c.type_ == types::PAUSED && c.status == "True" && c.reason == PauseReason::Inconclusive.as_str()
-    };
+    let paused_inconclusive =
+        |c: &Condition| c.type_ == types::PAUSED && c.status == TRUE && c.reason == PauseReason::Inconclusive.as_str();
     let inconclusive =
         analysis.verdict == Some(Verdict::Inconclusive) || status.conditions.iter().any(paused_inconclusive);
     if inconclusive && let Some(why) = analysis.explain() {

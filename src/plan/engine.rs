@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 
+use crate::api::conditions::reasons;
 use crate::api::{PauseReason, RolloutPhase, RolloutSpec, RolloutStatus};
 
 use super::context::{ANALYSIS_POLL, Ctx, Pair, ROUTE_MISSING_POLL, Stop};
@@ -44,14 +45,6 @@ pub fn plan(spec: &RolloutSpec, status: Option<&RolloutStatus>, observed: &Obser
     ctx.finish()
 }
 
-/// Why the engine refuses to act on a Rollout, as condition and Event reasons.
-pub(super) mod reasons {
-    /// The spec cannot be acted on.
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// The spec names objects Siskin did not create and nobody opted in.
-    pub const ADOPTION_REQUIRED: &str = "AdoptionRequired";
-}
-
 /// A spec the engine can't act on, or one that would take over objects
 /// nobody handed to Siskin, freezes the rollout where it is: no traffic
 /// moves and no pods change until it is fixed.
@@ -71,7 +64,7 @@ fn run(ctx: &mut Ctx, steps: &StepPlan) {
     let Some(desired) = ctx.observed.desired_revision.clone() else {
         ctx.note(
             false,
-            "PodTemplateUnavailable",
+            reasons::POD_TEMPLATE_UNAVAILABLE,
             "waiting for the workloadRef Deployment to read its pod template".to_string(),
         );
         ctx.requeue(ROUTE_MISSING_POLL);
@@ -143,7 +136,7 @@ fn hold_paused(ctx: &mut Ctx, reason: PauseReason, message: String) {
         ctx.event(EventKind::Warning, event, message.clone());
     }
     ctx.phase(RolloutPhase::Paused);
-    ctx.note(false, "Paused", format!("{message}; {hint}"));
+    ctx.note(false, reasons::PAUSED, format!("{message}; {hint}"));
 }
 
 /// The canary's share as users get it: from the route once the data plane

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::api::conditions::reasons;
 use crate::api::{
     AbortReason, HookPhase, HookStatus, PauseReason, RolloutSpec, RolloutStatus, Webhook, WebhookFailurePolicy,
     WebhookType,
@@ -169,7 +170,7 @@ pub(super) fn gate(ctx: &mut Ctx, pair: Pair, type_: WebhookType, step: Option<i
             });
             ctx.note(
                 true,
-                "AwaitingWebhook",
+                reasons::AWAITING_WEBHOOK,
                 format!("calling {} webhook {}", type_.as_str(), hook.name),
             );
             ctx.requeue(Duration::from_secs(1));
@@ -191,10 +192,13 @@ pub(super) fn gate(ctx: &mut Ctx, pair: Pair, type_: WebhookType, step: Option<i
 fn wait_for(ctx: &mut Ctx, hook: &Webhook, entry: &HookStatus) {
     let kind = hook.type_.as_str();
     let (reason, message) = if entry.message.is_empty() {
-        ("AwaitingWebhook", format!("calling {kind} webhook {}", hook.name))
+        (
+            reasons::AWAITING_WEBHOOK,
+            format!("calling {kind} webhook {}", hook.name),
+        )
     } else if hook.type_ == WebhookType::ConfirmPromotion && entry.attempts == 0 {
         (
-            "AwaitingConfirmation",
+            reasons::AWAITING_CONFIRMATION,
             format!(
                 "{kind} webhook {} said no ({}); asking again every {}s",
                 hook.name,
@@ -204,7 +208,7 @@ fn wait_for(ctx: &mut Ctx, hook: &Webhook, entry: &HookStatus) {
         )
     } else {
         (
-            "AwaitingWebhook",
+            reasons::AWAITING_WEBHOOK,
             format!(
                 "{kind} webhook {} failed {} time(s): {}; retrying",
                 hook.name, entry.attempts, entry.message

@@ -1,6 +1,7 @@
 //! The moments around the steps: the first revision, a new canary, the
 //! promotion, the abort, the steady state, and retiring old revisions.
 
+use crate::api::conditions::reasons;
 use crate::api::{AbortReason, RolloutPhase, ScheduledScaleDown, WebhookType};
 
 use super::context::{Ctx, POLL, Pair, route_name};
@@ -27,7 +28,7 @@ pub(super) fn first_revision(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
             "starting revision {desired}: {available}/{} pods available",
             steps.replicas
         );
-        ctx.note(true, "FirstRevision", message);
+        ctx.note(true, reasons::FIRST_REVISION, message);
         ctx.requeue(POLL);
         return;
     }
@@ -42,7 +43,7 @@ pub(super) fn first_revision(ctx: &mut Ctx, steps: &StepPlan, desired: &str) {
 pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
     if walking_back(ctx, steps, stable) {
         let message = format!("the spec is back at stable {stable}: walking the canary's pods back first");
-        ctx.note(true, "RestartingFromStable", message);
+        ctx.note(true, reasons::RESTARTING_FROM_STABLE, message);
         return;
     }
     ctx.phase(RolloutPhase::Healthy);
@@ -73,13 +74,17 @@ pub(super) fn steady(ctx: &mut Ctx, steps: &StepPlan, stable: &str) {
     }
     ctx.healthy = pods_ready && services_ready && route_ready;
     if ctx.healthy {
-        ctx.note(false, "Stable", format!("revision {stable} serves all traffic"));
+        ctx.note(false, reasons::STABLE, format!("revision {stable} serves all traffic"));
     } else if !pods_ready {
         let message = format!("waiting for stable revision {stable} to be fully available");
-        ctx.note(false, "WaitingForStable", message);
+        ctx.note(false, reasons::WAITING_FOR_STABLE, message);
         ctx.requeue(POLL);
     } else if route_ready {
-        ctx.note(false, "SelectingRevisions", "pointing both Services at stable".into());
+        ctx.note(
+            false,
+            reasons::SELECTING_REVISIONS,
+            "pointing both Services at stable".into(),
+        );
         ctx.requeue(POLL);
     }
 }
@@ -90,25 +95,29 @@ fn all_stable_on_route(ctx: &mut Ctx) -> bool {
     match ctx.observed.route.clone() {
         Some(RouteState::Present { accepted, .. }) => {
             if ctx.clear_canary_traffic() {
-                ctx.note(false, "ShiftingTraffic", "returning all traffic to stable".into());
+                ctx.note(
+                    false,
+                    reasons::SHIFTING_TRAFFIC,
+                    "returning all traffic to stable".into(),
+                );
                 ctx.requeue(POLL);
                 return false;
             }
             if !accepted {
                 let message = "waiting for the data plane to accept 100% stable";
-                ctx.note(false, "AwaitingDataPlane", message.into());
+                ctx.note(false, reasons::AWAITING_DATA_PLANE, message.into());
                 ctx.requeue(POLL);
             }
             accepted
         }
         Some(RouteState::MissingBackends { message }) => {
             let message = format!("{}: {message}", route_name(ctx.spec));
-            ctx.note(false, "RouteMissingBackends", message);
+            ctx.note(false, reasons::ROUTE_MISSING_BACKENDS, message);
             false
         }
         None | Some(RouteState::NotFound) => {
             let message = format!("{} not found", route_name(ctx.spec));
-            ctx.note(false, "RouteNotFound", message);
+            ctx.note(false, reasons::ROUTE_NOT_FOUND, message);
             false
         }
     }
@@ -123,7 +132,7 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool 
             "revision {} waits: the previous canary's pods go back to stable {} first",
             pair.canary, pair.stable
         );
-        ctx.note(true, "RestartingFromStable", message);
+        ctx.note(true, reasons::RESTARTING_FROM_STABLE, message);
         return false;
     }
     if let Some(place) = ctx.observed.queue.clone() {
@@ -166,7 +175,7 @@ pub(super) fn start_canary(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> bool 
     } else {
         ctx.clear_canary_traffic();
     }
-    ctx.note(true, "RestartingFromStable", message);
+    ctx.note(true, reasons::RESTARTING_FROM_STABLE, message);
     ctx.requeue(POLL);
     false
 }
@@ -186,7 +195,7 @@ fn wait_in_queue(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, place: &QueuePlace
         ctx.event(EventKind::Normal, "Queued", message.clone());
     }
     ctx.status.queued_since = Some(since.unwrap_or_else(|| ctx.now_time()));
-    ctx.note(true, "Queued", message);
+    ctx.note(true, reasons::QUEUED, message);
     ctx.requeue(POLL);
 }
 
@@ -262,7 +271,7 @@ pub(super) fn hold_aborted(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
         .as_ref()
         .map_or_else(String::new, |a| a.message.clone());
     let message = format!("aborted: {why}; `siskin retry` or a new revision continues");
-    ctx.note(false, "Aborted", message);
+    ctx.note(false, reasons::ABORTED, message);
 }
 
 /// All steps passed: the canary grows to full size, then its pods become
@@ -286,7 +295,7 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
             "promoting {}: {available}/{} pods available",
             pair.canary, steps.replicas
         );
-        ctx.note(true, "Promoting", message);
+        ctx.note(true, reasons::PROMOTING, message);
         ctx.requeue(POLL);
         return;
     }
@@ -313,7 +322,7 @@ pub(super) fn promote(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) {
     ctx.phase(RolloutPhase::Healthy);
     let message = format!("{} promoted to stable; {} retires", pair.canary, pair.stable);
     ctx.event(EventKind::Normal, "Promoted", message.clone());
-    ctx.note(false, "Promoted", message);
+    ctx.note(false, reasons::PROMOTED, message);
     ctx.requeue(POLL);
 }
 

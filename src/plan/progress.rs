@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::analysis::Verdict;
+use crate::api::conditions::reasons;
 use crate::api::{AbortReason, InconclusivePolicy, PauseReason, RolloutPhase, WebhookType};
 
 use super::context::{ANALYSIS_POLL, Ctx, Pair, Stop, step_label};
@@ -51,7 +52,7 @@ pub(super) fn run(ctx: &mut Ctx, steps: &StepPlan, pair: Pair) -> Result<Next, S
         let index = ctx.current_index();
         traffic::follow_scale(ctx, steps, pair, index);
         ctx.phase(RolloutPhase::Paused);
-        ctx.note(false, "Paused", message);
+        ctx.note(false, reasons::PAUSED, message);
         return Ok(Next::Wait);
     }
     // Each pass either waits or completes one step, so this is bounded.
@@ -169,7 +170,7 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Result
                 "{label}: all traffic on {}; {} stays up for a rollback until {until}",
                 pair.canary, pair.stable
             );
-            ctx.note(true, "Switched", message);
+            ctx.note(true, reasons::SWITCHED, message);
             ctx.requeue(window - elapsed);
             Ok(Gate::Wait)
         }
@@ -181,7 +182,11 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Result
                 ctx.event(EventKind::Normal, "Paused", format!("{label}: waiting for promote"));
             }
             ctx.phase(RolloutPhase::Paused);
-            ctx.note(false, "PauseStep", format!("{label}: waiting for `siskin promote`"));
+            ctx.note(
+                false,
+                reasons::PAUSE_STEP,
+                format!("{label}: waiting for `siskin promote`"),
+            );
             Ok(Gate::Wait)
         }
     }
@@ -202,7 +207,7 @@ fn gate(
     let elapsed = ctx.elapsed_since(started);
     if elapsed < min {
         let until = started.saturating_add(min).unwrap_or(Timestamp::MAX);
-        ctx.note(true, "Holding", format!("{label}: holding until {until}"));
+        ctx.note(true, reasons::HOLDING, format!("{label}: holding until {until}"));
         ctx.requeue(min - elapsed);
         return Ok(Gate::Wait);
     }
@@ -224,13 +229,13 @@ fn gate(
             Some(max) => {
                 let until = started.saturating_add(max).unwrap_or(Timestamp::MAX);
                 let message = format!("{label}: waiting for a conclusive analysis until {until}");
-                ctx.note(true, "AwaitingAnalysis", message);
+                ctx.note(true, reasons::AWAITING_ANALYSIS, message);
                 ctx.requeue((max - elapsed).min(ANALYSIS_POLL));
                 Ok(Gate::Wait)
             }
             None => {
                 let message = format!("{label}: waiting for a conclusive analysis");
-                ctx.note(true, "AwaitingAnalysis", message);
+                ctx.note(true, reasons::AWAITING_ANALYSIS, message);
                 ctx.requeue(ANALYSIS_POLL);
                 Ok(Gate::Wait)
             }

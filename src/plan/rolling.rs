@@ -4,6 +4,8 @@
 //! than `replicas - maxUnavailable` available. The same moves run forward
 //! through the batches, to promote, and backward to abort.
 
+use crate::api::conditions::reasons;
+
 use super::context::{Ctx, POLL, Pair, ROUTE_MISSING_POLL};
 use super::decision::Action;
 use super::observed::RevisionState;
@@ -65,7 +67,7 @@ pub(super) fn toward(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, target: i32) -
             "the Deployment of stable revision {} is missing; no pods moved",
             pair.stable
         );
-        ctx.note(false, "StableMissing", message);
+        ctx.note(false, reasons::STABLE_MISSING, message);
         ctx.requeue(ROUTE_MISSING_POLL);
         return false;
     };
@@ -80,7 +82,7 @@ pub(super) fn toward(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, target: i32) -
         // controller catches up: moving on it could break the bounds.
         ctx.note(
             true,
-            "RollingUpdate",
+            reasons::ROLLING_UPDATE,
             "waiting for the Deployments to observe their sizes".into(),
         );
         ctx.requeue(POLL);
@@ -115,7 +117,7 @@ pub(super) fn toward(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, target: i32) -
             "rolling to {target}/{} new pods: {} new ({} available), {} old ({} available)",
             steps.replicas, canary.replicas, pods.canary_available, stable.replicas, pods.stable_available
         );
-        ctx.note(true, "RollingUpdate", message);
+        ctx.note(true, reasons::ROLLING_UPDATE, message);
         ctx.requeue(POLL);
     }
     there

@@ -2,6 +2,7 @@
 //! Services selecting the right revisions, then one route write, then the
 //! data plane's acceptance.
 
+use crate::api::conditions::reasons;
 use crate::api::{RequestMatch, WebhookType};
 
 use super::context::{Ctx, POLL, Pair, ROUTE_MISSING_POLL, Stop, describe_matches, route_name};
@@ -81,7 +82,7 @@ fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool
             replicas: wanted,
         });
         let message = format!("starting canary {} with {wanted} pods", pair.canary);
-        ctx.note(true, "StartingCanary", message);
+        ctx.note(true, reasons::STARTING_CANARY, message);
         ctx.requeue(POLL);
         return false;
     };
@@ -111,7 +112,7 @@ fn canary_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool
         "waiting for canary {}: {}/{target} pods available",
         pair.canary, canary.available_replicas
     );
-    ctx.note(true, "WaitingForCanary", message);
+    ctx.note(true, reasons::WAITING_FOR_CANARY, message);
     ctx.requeue(POLL);
     false
 }
@@ -123,7 +124,7 @@ fn stable_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool
             "the Deployment of stable revision {} is missing; no traffic moved",
             pair.stable
         );
-        ctx.note(false, "StableMissing", message);
+        ctx.note(false, reasons::STABLE_MISSING, message);
         ctx.requeue(ROUTE_MISSING_POLL);
         return false;
     };
@@ -140,7 +141,7 @@ fn stable_pods(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, weight: i32) -> bool
         return true;
     }
     let message = format!("scaling stable {} to {wanted} pods", pair.stable);
-    ctx.note(true, "ScalingStable", message);
+    ctx.note(true, reasons::SCALING_STABLE, message);
     ctx.requeue(POLL);
     false
 }
@@ -165,7 +166,7 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, active: &str) -> bool {
             ctx.event(EventKind::Normal, "TrafficSwitched", message);
         }
         let message = format!("pointing the stable Service at {active}");
-        ctx.note(true, "SelectingRevisions", message);
+        ctx.note(true, reasons::SELECTING_REVISIONS, message);
         ctx.requeue(POLL);
         return false;
     }
@@ -173,7 +174,7 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, active: &str) -> bool {
     // that traffic to pods nobody has judged: take the traffic back first.
     if steps.routed && ctx.clear_canary_traffic() {
         let message = "returning canary traffic to stable before switching the canary Service";
-        ctx.note(true, "ClearingCanaryTraffic", message.to_string());
+        ctx.note(true, reasons::CLEARING_CANARY_TRAFFIC, message.to_string());
         ctx.requeue(POLL);
         return false;
     }
@@ -185,7 +186,7 @@ fn services(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, active: &str) -> bool {
         "pointing the stable Service at {active} and the canary Service at {}",
         pair.canary
     );
-    ctx.note(true, "SelectingRevisions", message);
+    ctx.note(true, reasons::SELECTING_REVISIONS, message);
     ctx.requeue(POLL);
     false
 }
@@ -200,13 +201,13 @@ fn route_weights(ctx: &mut Ctx, steps: &StepPlan, weight: i32) -> bool {
     match ctx.observed.route.clone() {
         None | Some(RouteState::NotFound) => {
             let message = format!("{} not found; no traffic moved", route_name(ctx.spec));
-            ctx.note(false, "RouteNotFound", message);
+            ctx.note(false, reasons::ROUTE_NOT_FOUND, message);
             ctx.requeue(ROUTE_MISSING_POLL);
             false
         }
         Some(RouteState::MissingBackends { message }) => {
             let message = format!("{}: {message}; no traffic moved", route_name(ctx.spec));
-            ctx.note(false, "RouteMissingBackends", message);
+            ctx.note(false, reasons::ROUTE_MISSING_BACKENDS, message);
             ctx.requeue(ROUTE_MISSING_POLL);
             false
         }
@@ -234,7 +235,7 @@ fn shifting(ctx: &mut Ctx, weight: i32) {
         "canary weight {weight} on {}: waiting for the data plane to accept it",
         route_name(ctx.spec)
     );
-    ctx.note(true, "ShiftingTraffic", message);
+    ctx.note(true, reasons::SHIFTING_TRAFFIC, message);
     ctx.requeue(POLL);
 }
 
@@ -257,7 +258,7 @@ fn route_mirror(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<i32>) -> bool {
         }
         None => "stopping the mirror to the canary".to_string(),
     };
-    ctx.note(true, "ShiftingTraffic", message);
+    ctx.note(true, reasons::SHIFTING_TRAFFIC, message);
     ctx.requeue(POLL);
     false
 }
@@ -289,7 +290,7 @@ fn route_matches(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<&[RequestMatch]
         }
         None => "removing the canary's request-match rule".to_string(),
     };
-    ctx.note(true, "ShiftingTraffic", message);
+    ctx.note(true, reasons::SHIFTING_TRAFFIC, message);
     ctx.requeue(POLL);
     false
 }

@@ -6,23 +6,25 @@
 //! fail loudly instead of being clobbered.
 //!
 //! This module is the registry. Adding a router is its spec field and a
-//! [`RouteKind`] variant in `crate::api` (the CRD must name it), one new
+//! `RouteKind` variant in `crate::api` (the CRD must name it), one new
 //! file here implementing [`TrafficRouter`], and one arm in each of
-//! [`router_for`] and [`watched_kind`]; everything else (messages, spec
-//! checks, route watches) goes through [`TrafficRouting::route`].
+//! [`router_for`] and [`watched_kind`] in `registry.rs`; everything else
+//! (messages, spec checks, route watches) goes through
+//! `TrafficRouting::route`.
 
 pub mod gateway_api;
 pub mod istio;
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod istio_types;
+mod registry;
 
 use futures::future::BoxFuture;
 use json_patch::{PatchOperation, jsonptr::PointerBuf};
-use kube::core::GroupVersionKind;
-use kube::{Client, Resource};
+use kube::Client;
 
-use crate::api::{RequestMatch, RolloutSpec, RouteKind, RouteRef, ServiceRef};
+use crate::api::{RequestMatch, ServiceRef};
 pub use crate::plan::{RouteState, TrafficSplit};
+pub use registry::{router_for, watched_kind};
 
 /// The field manager recorded on Siskin's route patches.
 pub const FIELD_MANAGER: &str = "siskin";
@@ -81,40 +83,6 @@ fn mirror_unsupported(route: String, percent: Option<i32>) -> BoxFuture<'static,
 /// Named after the user's Service, like the stable and canary Services.
 pub fn match_rule_name(service: &ServiceRef) -> String {
     format!("siskin-ab-{}", service.name)
-}
-
-/// The router a Rollout's spec names, or `None` for a replica-ratio canary.
-pub fn router_for(client: Client, namespace: &str, spec: &RolloutSpec) -> Option<Box<dyn TrafficRouter>> {
-    let route = spec.traffic_routing()?.route()?;
-    let backends = Backends::of(&spec.service);
-    let rule = match_rule_name(&spec.service);
-    Some(match route {
-        RouteRef::HttpRoute(g) => Box::new(gateway_api::HttpRouteRouter::new(
-            client,
-            namespace,
-            &g.http_route.name,
-            backends,
-            &rule,
-        )),
-        RouteRef::VirtualService(i) => Box::new(istio::VirtualServiceRouter::new(
-            client,
-            namespace,
-            &i.virtual_service,
-            backends,
-            &rule,
-        )),
-    })
-}
-
-/// The API kind of a route, for watching it.
-pub fn watched_kind(kind: RouteKind) -> GroupVersionKind {
-    fn gvk<K: Resource<DynamicType = ()>>() -> GroupVersionKind {
-        GroupVersionKind::gvk(&K::group(&()), &K::version(&()), &K::kind(&()))
-    }
-    match kind {
-        RouteKind::HttpRoute => gvk::<::gateway_api::httproutes::HttpRoute>(),
-        RouteKind::VirtualService => gvk::<istio_types::VirtualService>(),
-    }
 }
 
 /// The two Services whose weights Siskin manages.

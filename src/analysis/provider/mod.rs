@@ -1,14 +1,19 @@
 //! Metric providers: one trait, one file per implementation, and one
-//! registry ([`provider_for`]): adding a provider is a new file and a line
-//! in [`PROVIDERS`] (and its field in the template's `provider`).
+//! registry ([`provider_for`], in `registry.rs`): adding a provider is a new
+//! file and a line in its `PROVIDERS` (and its field in the template's
+//! `provider`).
 
 pub mod connection;
+mod error;
 pub mod prometheus;
+mod registry;
 pub mod web;
 
 use futures::future::BoxFuture;
 
 pub use connection::{Connection, SecretValues};
+pub use error::ProviderError;
+pub use registry::provider_for;
 
 use crate::analysis::query::Variables;
 use crate::api::analysis_template::ProviderSpec;
@@ -36,52 +41,6 @@ pub struct ProviderInput<'a> {
     pub egress: &'a Egress,
     pub connection: Connection,
     pub vars: &'a Variables,
-}
-
-/// A provider's constructor: `None` when the spec names another provider.
-type Constructor = for<'a> fn(ProviderInput<'a>) -> Option<Result<Box<dyn MetricProvider + 'a>, ProviderError>>;
-
-/// Every provider, tried in order.
-const PROVIDERS: &[Constructor] = &[prometheus::from_spec, web::from_spec];
-
-/// The provider a metric's spec names, for one arm.
-pub fn provider_for(input: ProviderInput<'_>) -> Result<Box<dyn MetricProvider + '_>, ProviderError> {
-    let (spec, egress, vars) = (input.spec, input.egress, input.vars);
-    for constructor in PROVIDERS {
-        let input = ProviderInput {
-            spec,
-            egress,
-            connection: input.connection.clone(),
-            vars,
-        };
-        if let Some(provider) = constructor(input) {
-            return provider;
-        }
-    }
-    Err(ProviderError::NotConfigured)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error("no provider configured")]
-    NotConfigured,
-    #[error("provider address {address:?} is not usable: {message}")]
-    Address { address: String, message: String },
-    #[error("{0}")]
-    Connection(String),
-    #[error("query {query:?} failed: {message}")]
-    Query { query: String, message: String },
-}
-
-impl ProviderError {
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            ProviderError::NotConfigured => "provider_missing",
-            ProviderError::Address { .. } => "provider_address",
-            ProviderError::Connection(_) => "provider_connection",
-            ProviderError::Query { .. } => "provider_query",
-        }
-    }
 }
 
 /// A non-2xx status as a cause: refused credentials are named as such.

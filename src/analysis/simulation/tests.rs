@@ -89,6 +89,7 @@ fn counters_are_cumulative_and_consistent() {
         let window = sim.advance(15.0, 0.1);
         windows.stable.requests += window.requests.stable;
         windows.canary.requests += window.requests.canary;
+        windows.stable.errors += window.errors.stable;
         windows.canary.errors += window.errors.canary;
         let now = *sim.cumulative().0;
         assert!(now.canary.requests >= previous.canary.requests && now.stable.requests >= previous.stable.requests);
@@ -100,6 +101,15 @@ fn counters_are_cumulative_and_consistent() {
     assert_eq!(counts.canary.requests, windows.canary.requests);
     assert_eq!(counts.canary.errors, windows.canary.errors);
     assert_eq!(counts.stable.requests, windows.stable.requests);
+    assert_eq!(counts.stable.errors, windows.stable.errors);
+    assert!(
+        windows.stable.errors > 0.0 && windows.canary.errors > 0.0,
+        "errors were drawn: {windows:?}"
+    );
+    assert_eq!(
+        (histograms.stable.count, histograms.canary.count),
+        (counts.stable.requests, counts.canary.requests)
+    );
     // The canary gets its share of the traffic, 10 %.
     let share = counts.canary.requests / (counts.canary.requests + counts.stable.requests);
     assert!((share - 0.1).abs() < 0.01, "canary share {share}");
