@@ -424,9 +424,12 @@ impl TrafficRouting {
         [gateway_api, istio].into_iter().flatten()
     }
 
-    /// The route traffic shifts on.
+    /// The route traffic shifts on: `None` unless exactly one router is
+    /// set (the CRD's rule and the engine's spec check refuse the rest).
     pub fn route(&self) -> Option<RouteRef<'_>> {
-        self.routes().next()
+        let mut routes = self.routes();
+        let route = routes.next();
+        routes.next().is_none().then_some(route).flatten()
     }
 }
 
@@ -710,5 +713,25 @@ mod tests {
         );
         assert_eq!(CookieMatch::from_header_pattern(&pattern), Some(odd));
         assert_eq!(CookieMatch::from_header_pattern("^canary=.*$"), None, "not Siskin's");
+    }
+
+    #[test]
+    fn traffic_routing_names_one_route_or_none() {
+        let routing = |json: serde_json::Value| -> TrafficRouting { serde_json::from_value(json).expect("valid") };
+        let gateway = routing(serde_json::json!({"gatewayAPI": {"httpRoute": {"name": "shop"}}}));
+        let route = gateway.route();
+        assert_eq!(route.map(RouteRef::kind), Some(RouteKind::HttpRoute));
+        assert_eq!(route.map(|r| r.to_string()).as_deref(), Some("HTTPRoute shop"));
+        let istio = routing(serde_json::json!({"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}}));
+        let route = istio.route();
+        assert_eq!(route.map(|r| r.to_string()).as_deref(), Some("VirtualService vs"));
+        assert!(route.is_some_and(|r| r.kind().mirrors()));
+        let both = TrafficRouting {
+            gateway_api: gateway.gateway_api.clone(),
+            istio: istio.istio.clone(),
+        };
+        assert_eq!(both.route(), None);
+        assert_eq!(both.routes().count(), 2);
+        assert_eq!(routing(serde_json::json!({})).route(), None);
     }
 }
