@@ -3,10 +3,9 @@
 //! route while the controller writes it, and a broken Rollout next to a
 //! healthy one.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -17,7 +16,6 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use siskin::api::{Rollout, RolloutPhase};
-use support::*;
 
 fn gateway(route: &str) -> Value {
     json!({"gatewayAPI": {"httpRoute": {"name": route}}})

@@ -3,8 +3,6 @@
 //! tried at once, against one controller watching all namespaces, next to a
 //! bystander canary in a namespace of its own that must be promoted on time.
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,8 +18,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::support::*;
 use siskin::api::{AnalysisTemplate, RolloutPhase, RolloutStatus};
-use support::*;
 
 /// Rollouts whose gate never answers, all in one tenant's namespace: more
 /// than the controller's 32 reconcile slots.

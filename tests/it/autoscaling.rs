@@ -3,15 +3,13 @@
 //! then with a real HPA object. Both revisions follow the new size; the
 //! step, its weight and the route stay where they were.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -2,11 +2,10 @@
 //! controller moves live traffic through Traefik step by step, promotes
 //! without re-creating pods, and aborts with one route write.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -14,7 +13,6 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use siskin::api::{REVISION_LABEL, Rollout, RolloutPhase};
-use support::*;
 
 const SERVICE: &str = "demo";
 

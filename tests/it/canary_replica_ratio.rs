@@ -2,15 +2,13 @@
 //! and canary revisions share the user's one Service, so the canary's share
 //! of live traffic is its share of the pods (9 stable : 1 canary is 10 %).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase};
-use support::*;
 
 const REPLICAS: i32 = 10;
 

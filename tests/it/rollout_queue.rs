@@ -3,13 +3,11 @@
 //! queued before their first step, and they start one at a time, oldest
 //! first, as the ones before them finish.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const NAMES: [&str; 3] = ["a", "b", "c"];

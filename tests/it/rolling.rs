@@ -4,19 +4,17 @@
 //! ready, sampled throughout; a regression found by the analysis half-way
 //! walks back to the old revision under the same bounds.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase};
-use support::*;
 
 const REPLICAS: usize = 5;
 const MAX_SURGE: usize = 1;

@@ -4,19 +4,17 @@
 //! moves it back with one write. Both switches: the stable Service's
 //! selector, and the weights of an HTTPRoute.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use serde_json::json;
 use siskin::api::{AbortReason, Rollout, RolloutPhase};
-use support::*;
 
 const REPLICAS: i32 = 2;
 

@@ -2,14 +2,12 @@
 //! from Prometheus decide the canary's fate. A faulty canary is aborted on its
 //! own, a healthy one promoted, and missing data never passes.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 /// The stable version's error rate in these tests.
 const BASE_ERROR_RATE: &str = "0.01";

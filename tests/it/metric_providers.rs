@@ -5,16 +5,14 @@
 //! aborted, and a wrong password or an untrusted certificate is
 //! inconclusive, named, and never promoted.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 /// The second Prometheus' user and password, and the password's bcrypt hash
 /// for its `--web.config.file` (python3 `bcrypt.hashpw(b"canary-s3cret",

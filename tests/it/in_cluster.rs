@@ -5,19 +5,17 @@
 //! a canary through Traefik to promotion; the kustomize one loses its leader
 //! pod mid-rollout and the other replica finishes the rollout.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::deploy::{chart_dir, controller_image, helm};
+use crate::support::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use siskin::api::{INSTANCE_LABEL, RolloutPhase, RolloutStatus};
-use support::deploy::{chart_dir, controller_image, helm};
-use support::*;
 
 const NAME: &str = "demo";
 /// Controller pods start, and releases run, slowly on a busy sandbox.

@@ -3,16 +3,14 @@
 //! adds to the user's route; promotion removes that rule again, leaving the
 //! route exactly as the user wrote it.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use serde_json::{Value, json};
 use siskin::api::{AbortReason, Rollout, RolloutPhase};
-use support::*;
 
 const AB_RULE: &str = "siskin-ab-demo";
 /// The header of beta users, as the load generator sends it.

@@ -14,17 +14,15 @@
 //! longest case whatever the test threads. `SISKIN_REAL_CASES=latency,dry`
 //! runs only the cases whose names contain one of the words.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::realistic::{Behaviour, demo_template_behaving, install_shipped_traefik_templates, steady_load};
+use crate::support::*;
 use serde_json::json;
 use siskin::analysis::Verdict;
 use siskin::analysis::status::AnalysisStatus;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
-use support::realistic::{Behaviour, demo_template_behaving, install_shipped_traefik_templates, steady_load};
-use support::*;
 
 /// Requests per second to each service, through Traefik.
 const RATE: u32 = 100;

@@ -5,15 +5,13 @@
 //! promotion ends at 100/0 on the canary's own pods. An A/B test puts one
 //! named route of Siskin's first and takes it off again.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 use siskin::api::RolloutPhase;
-use support::*;
 
 fn virtual_services(ns: &TestNamespace) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");

@@ -2,14 +2,12 @@
 //! Ready pods served by real demo-app processes, Traefik splits traffic by
 //! HTTPRoute weights, and Prometheus counts what was sent.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use support::*;
 
 /// Two demo versions behind `app-v1` / `app-v2` and an HTTPRoute splitting
 /// between them; the route's hostname is the namespace, so tests never share

@@ -2,12 +2,11 @@
 //! finishes every rollout exactly as an uninterrupted one would: the Rollout's
 //! status is its only memory, and only the holder of the Lease writes.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures::StreamExt;
 use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
@@ -21,7 +20,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use siskin::api::conditions::{find_condition, types};
 use siskin::api::{REVISION_LABEL, Rollout, RolloutPhase, RolloutStatus, revision_hash};
-use support::*;
 use tokio::sync::mpsc;
 
 const NAME: &str = "demo";

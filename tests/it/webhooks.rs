@@ -4,13 +4,12 @@
 //! then aborts the rollout, while another Rollout's hook is still in
 //! flight.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,7 +17,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::json;
 use siskin::api::{AbortReason, Rollout, RolloutPhase};
-use support::*;
 
 /// What the webhook server has seen and will answer.
 #[derive(Default)]

@@ -30,7 +30,7 @@ enum Outcome {
 /// The shipped Traefik metrics' judges, alpha split between them as the
 /// controller splits it.
 fn shipped_judges() -> Vec<(String, JudgeSpec)> {
-    let file = include_str!("../analysis-templates/traefik-gateway-api.yaml");
+    let file = include_str!("../../analysis-templates/traefik-gateway-api.yaml");
     let metrics: Vec<_> = serde_yaml::Deserializer::from_str(file)
         .map(|doc| ClusterAnalysisTemplate::deserialize(doc).expect("a shipped template deserializes"))
         .flat_map(|t| t.spec.template.metrics)

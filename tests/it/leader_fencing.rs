@@ -3,12 +3,11 @@
 //! was stopped. The other replica finishes the rollout with every step
 //! entered once and the route's weights only moving forward.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -22,7 +21,6 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus, revision_hash};
-use support::*;
 use tokio::sync::{Notify, oneshot};
 
 const NAME: &str = "demo";

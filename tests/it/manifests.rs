@@ -3,10 +3,9 @@
 //! a two-replica Deployment. The RBAC is shown sufficient by a real canary
 //! run with the ServiceAccount's own token, and narrow by `kubectl auth can-i`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
@@ -15,7 +14,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::{Api, Client};
 use serde_json::json;
 use siskin::api::RolloutPhase;
-use support::*;
 
 const SYSTEM: &str = "siskin-system";
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:siskin-system:siskin";
@@ -357,7 +355,6 @@ async fn kustomization_installs_a_controller_with_exactly_the_rbac_it_needs() {
 
 // Without a cluster: the same questions, answered from the YAML files.
 
-#[path = "manifests/rbac.rs"]
 mod rbac;
 
 use rbac::Request;
