@@ -381,7 +381,7 @@ async fn concurrent_route_edit_is_retried_on_fresh_data_never_clobbered() {
     create(&ns.api(), &service("demo-admin", &[("app", "demo")])).await;
     route_with_rules(&ns, "demo", split_rules("demo")).await;
     let (interposer, kubeconfig, server) = Interposer::start(&ns, "demo").await;
-    let _controller = ControllerProcess::start_with_kubeconfig(&ns, "a", &kubeconfig);
+    let _controller = ControllerProcess::launch(&ns, "a").kubeconfig(&kubeconfig).start();
     let steps = json!([{"weight": 10}, {"pause": {}}, {"weight": 50}, {"pause": {}}]);
     create(&ns.api(), &canary_rollout("demo", "demo", "v1", gateway("demo"), steps)).await;
     stable(&ns, "demo").await;

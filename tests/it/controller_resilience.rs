@@ -465,7 +465,7 @@ impl Killer {
                 self.kills.len() + 1
             );
             self.kills.push((trigger, moment));
-            self.controller = ControllerProcess::start_with(ns, "a", &ns.name, &[]);
+            self.controller = ControllerProcess::launch(ns, "a").append_log().start();
             self.since = Instant::now();
         }
     }
@@ -495,7 +495,7 @@ async fn controller_killed_at_any_moment_finishes_every_rollout_correctly() {
     let ns = TestNamespace::new("ctl-kill").await;
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
-    let controller = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
+    let controller = ControllerProcess::launch(&ns, "a").append_log().start();
     let mut stable = first_release(&ns).await;
     let history = StatusHistory::record(&ns);
     let seed = kill_seed();
@@ -597,12 +597,12 @@ async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
     let ns = TestNamespace::new("ctl-leader").await;
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
-    let mut a = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
+    let mut a = ControllerProcess::launch(&ns, "a").append_log().start();
     eventually("a to hold the Lease", Duration::from_secs(20), || async {
         (lease_holder(&ns).await.as_deref() == Some("a")).then_some(())
     })
     .await;
-    let _b = ControllerProcess::start_with(&ns, "b", &ns.name, &[]);
+    let _b = ControllerProcess::launch(&ns, "b").append_log().start();
     let v1 = first_release(&ns).await;
     release_version(&ns, NAME, "v2").await;
     let v2 = spec_revision(&ns).await;
@@ -664,7 +664,7 @@ async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
 #[ignore = "needs the sandbox: make test"]
 async fn sigterm_stops_the_controller_cleanly_and_releases_the_lease() {
     let ns = TestNamespace::new("ctl-term").await;
-    let mut a = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
+    let mut a = ControllerProcess::launch(&ns, "a").append_log().start();
     eventually("a to hold the Lease", Duration::from_secs(20), || async {
         (lease_holder(&ns).await.as_deref() == Some("a")).then_some(())
     })

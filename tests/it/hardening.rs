@@ -142,7 +142,7 @@ async fn one_tenant_cannot_stop_starve_or_steer_the_controller() {
     let hostile = TestNamespace::new("hard-hostile").await;
     let bystander = TestNamespace::new("hard-bystander").await;
     let base = hostile_server().await;
-    let mut controller = ControllerProcess::cluster_wide(&system, "a", INSTANCE);
+    let mut controller = ControllerProcess::launch(&system, "a").cluster_wide(INSTANCE).start();
 
     // The bystander and the tenants' Rollouts start at v1.
     let shrink_steps = json!([{"weight": 50}, {"pause": {}}, {"weight": 100}]);

@@ -282,9 +282,9 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let (tap, kubeconfig, _server) = Tap::start(&ns).await;
-    let a = ControllerProcess::start_with_kubeconfig(&ns, A, &kubeconfig);
+    let a = ControllerProcess::launch(&ns, A).kubeconfig(&kubeconfig).start();
     wait_holder(&ns, A, Duration::from_secs(20)).await;
-    let _b = ControllerProcess::start_with(&ns, B, &ns.name, &[]);
+    let _b = ControllerProcess::launch(&ns, B).append_log().start();
 
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
     create(&ns.api(), &canary_rollout(NAME, NAME, "v1", routing, steps())).await;

@@ -298,8 +298,10 @@ async fn assert_rbac_runs_a_canary(client: &Client) {
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let kubeconfig = service_account_kubeconfig(&ns).await;
-    let kubeconfig_env = kubeconfig.to_string_lossy().into_owned();
-    let _controller = ControllerProcess::start_with(&ns, "rbac", SYSTEM, &[("KUBECONFIG", &kubeconfig_env)]);
+    let _controller = ControllerProcess::launch(&ns, "rbac")
+        .lease_namespace(SYSTEM)
+        .kubeconfig(&kubeconfig)
+        .start();
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
     let steps = json!([{"weight": 50, "hold": {"min": "1s"}}]);
     create(&ns.api(), &canary_rollout(NAME, NAME, "v1", routing, steps)).await;

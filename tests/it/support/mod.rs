@@ -7,8 +7,11 @@
 //! with `--include-ignored` inside the sandbox's network namespace.
 #![allow(dead_code)]
 
+pub mod controller;
 pub mod deploy;
 pub mod realistic;
+
+pub use controller::{ControllerProcess, controller_log};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -213,63 +216,6 @@ pub async fn through_gateway(host: &str, rate: u32, requests: u64) -> serde_json
     .await
 }
 
-/// A Siskin controller process scoped to one test namespace (its Lease lives
-/// there too), so tests run side by side. Killed on drop.
-/// The sandbox's Prometheus and the tests' webhook servers listen on
-/// loopback, which the controller's destination policy denies by default
-/// (the API server on it stays denied whatever is allowed).
-pub const LOOPBACK_DESTINATIONS: [&str; 2] = ["--allow-destination", "127.0.0.0/8"];
-
-pub struct ControllerProcess {
-    child: tokio::process::Child,
-}
-
-impl ControllerProcess {
-    pub fn start(ns: &TestNamespace, identity: &str) -> Self {
-        let log = std::fs::File::create(controller_log(ns, identity)).expect("log file");
-        let scope = ["--namespace", &ns.name, "--lease-namespace", &ns.name];
-        Self::launch(log, identity, &scope, &[])
-    }
-
-    /// Runs `siskin controller` as `identity` with `scope` (where it looks and
-    /// where its Lease is) and `env`, logging to `log`. Tenant calls may reach
-    /// loopback, where the sandbox's Prometheus and test servers listen.
-    fn launch(log: std::fs::File, identity: &str, scope: &[&str], env: &[(&str, &str)]) -> Self {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-            .arg("controller")
-            .args(scope)
-            .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
-            .args(LOOPBACK_DESTINATIONS)
-            .env("RUST_LOG", "info,siskin=debug,kube=warn")
-            .envs(env.iter().copied())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the controller");
-        ControllerProcess { child }
-    }
-
-    pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
-    }
-
-    /// Sends SIGTERM, as Kubernetes does to a pod it stops, and waits up to
-    /// 30 s for the process to exit.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("the controller is running");
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid}");
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("the controller exits within 30s of SIGTERM")
-            .expect("wait for the controller")
-    }
-}
-
 /// Runs `siskin <args>` (the CLI) and asserts it succeeded.
 pub async fn siskin(args: &[&str]) -> String {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
@@ -461,46 +407,6 @@ pub async fn revision_replicas(ns: &TestNamespace, revision: &str) -> i32 {
         .unwrap_or(0)
 }
 
-impl ControllerProcess {
-    /// Like [`ControllerProcess::start`], but talking to the API server
-    /// through the kubeconfig at `kubeconfig` (e.g. a test's interposer).
-    pub fn start_with_kubeconfig(ns: &TestNamespace, identity: &str, kubeconfig: &std::path::Path) -> Self {
-        let log = std::fs::File::create(controller_log(ns, identity)).expect("log file");
-        let scope = ["--namespace", &ns.name, "--lease-namespace", &ns.name];
-        let kubeconfig = kubeconfig.to_string_lossy();
-        Self::launch(log, identity, &scope, &[("KUBECONFIG", &kubeconfig)])
-    }
-}
-
-/// The log file of the controller `identity` started for `ns`.
-pub fn controller_log(ns: &TestNamespace, identity: &str) -> std::path::PathBuf {
-    let log_dir = std::env::var("SISKIN_SANDBOX")
-        .map(|d| format!("{d}/logs"))
-        .unwrap_or_else(|_| "/tmp".into());
-    std::path::PathBuf::from(format!("{log_dir}/controller-{}-{identity}.log", ns.name))
-}
-
-impl ControllerProcess {
-    /// Like `start`, but with the Lease in `lease_namespace`, extra
-    /// environment (e.g. another `KUBECONFIG`), and appending to the log, so
-    /// a controller restarted under the same identity keeps its history.
-    pub fn start_with(ns: &TestNamespace, identity: &str, lease_namespace: &str, env: &[(&str, &str)]) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(controller_log(ns, identity))
-            .expect("log file");
-        let scope = ["--namespace", &ns.name, "--lease-namespace", lease_namespace];
-        Self::launch(log, identity, &scope, env)
-    }
-
-    /// Whether the process is still running (it exits on its own only on an
-    /// error, e.g. its Lease task ended).
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
 /// Deletes the namespace's Rollouts and waits until they are gone, which
 /// needs a running controller to release the `siskin.io/cleanup` finalizer;
 /// without this the test namespace would never finish terminating.
@@ -603,41 +509,6 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
         .flat_map(|r| r.backend_refs.iter().flatten())
         .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
         .collect()
-}
-
-impl ControllerProcess {
-    /// A controller watching every namespace, as one installed cluster-wide
-    /// runs, with its Lease in `lease_ns`. It manages only the Rollouts
-    /// labelled `siskin.io/instance: <instance_id>`, so the controllers of
-    /// other tests and it never act on each other's Rollouts.
-    pub fn cluster_wide(lease_ns: &TestNamespace, identity: &str, instance_id: &str) -> Self {
-        let log = std::fs::File::create(controller_log(lease_ns, identity)).expect("log file");
-        let scope = ["--lease-namespace", &lease_ns.name, "--instance-id", instance_id];
-        Self::launch(log, identity, &scope, &[])
-    }
-
-    /// The process's peak resident memory (VmHWM), in KiB.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    /// The controller's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("the controller is running")
-    }
-
-    /// Sends `signal` (e.g. "STOP", "CONT") to the controller.
-    pub fn signal(&self, signal: &str) {
-        let pid = self.pid();
-        let sent = std::process::Command::new("kill")
-            .args([format!("-{signal}"), pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} {pid}");
-    }
 }
 
 /// Changes an annotation of Rollout `name`, which wakes the controller for it
