@@ -9,6 +9,7 @@ mod analysis_gateway;
 mod argocd_lua;
 mod autoscaling;
 mod bad_input;
+mod bench_scale;
 mod blue_green;
 mod canary_gateway;
 mod canary_istio;

@@ -34,6 +34,7 @@ pub struct Launch {
     binary: PathBuf,
     rust_log: String,
     own_process_group: bool,
+    metrics_addr: String,
 }
 
 impl Launch {
@@ -85,6 +86,12 @@ impl Launch {
         self
     }
 
+    /// Where it serves /metrics (by default a free port on loopback).
+    pub fn metrics_addr(mut self, addr: &str) -> Self {
+        self.metrics_addr = addr.to_string();
+        self
+    }
+
     /// `RUST_LOG` for the controller.
     pub fn rust_log(mut self, filter: &str) -> Self {
         self.rust_log = filter.to_string();
@@ -114,7 +121,7 @@ impl Launch {
         command
             .arg("controller")
             .args(&self.scope)
-            .args(["--identity", &self.identity, "--metrics-addr", "127.0.0.1:0"])
+            .args(["--identity", &self.identity, "--metrics-addr", &self.metrics_addr])
             .args(LOOPBACK_DESTINATIONS)
             .args(&self.args)
             .env("RUST_LOG", &self.rust_log)
@@ -152,6 +159,7 @@ impl ControllerProcess {
             binary: PathBuf::from(env!("CARGO_BIN_EXE_siskin")),
             rust_log: "info,siskin=debug,kube=warn".to_string(),
             own_process_group: false,
+            metrics_addr: "127.0.0.1:0".to_string(),
         }
     }
 
