@@ -202,8 +202,13 @@ async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_pro
     );
     let (_, reason, _) = condition_of(&status, "Paused").expect("Paused condition");
     assert_eq!(reason, "Inconclusive");
-    poke(&s.ns, "demo").await;
-    let later = rollout_status(&s.ns, "demo").await.expect("status");
+    // A paused canary is still measured; after the next evaluation, which
+    // finds no data again, it must still be paused.
+    let paused_on = evaluated_at(&status).expect("the evaluation that paused it");
+    let later = wait_long(&s.ns, "an evaluation after the pause", |st| {
+        evaluated_at(st).is_some_and(|at| at > paused_on) || st.phase != Some(RolloutPhase::Paused)
+    })
+    .await;
     assert_eq!(later.phase, Some(RolloutPhase::Paused), "still paused, never promoted");
     assert_ne!(later.stable_revision, later.canary_revision);
 }

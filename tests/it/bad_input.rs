@@ -188,7 +188,7 @@ async fn invalid_rollouts_are_rejected_by_the_schema_with_a_clear_message() {
 #[ignore = "needs the sandbox: make test"]
 async fn rollout_naming_a_missing_route_waits_with_a_condition_and_moves_no_traffic() {
     let ns = TestNamespace::new("bad-noroute").await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let controller = ControllerProcess::launch(&ns, "a").serving_metrics().start();
     let steps = json!([{"weight": 10}, {"pause": {}}]);
     create(&ns.api(), &canary_rollout("demo", "demo", "v1", gateway("demo"), steps)).await;
     let v1 = stable(&ns, "demo").await;
@@ -211,7 +211,7 @@ async fn rollout_naming_a_missing_route_waits_with_a_condition_and_moves_no_traf
     })
     .await;
     assert_eq!(progressing(&status).1, "RouteNotFound");
-    poke(&ns, "demo").await;
+    poke(&ns, "demo", &controller).await;
     let status = rollout_status(&ns, "demo").await.expect("status");
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(status.current_step_index, Some(0), "no step advanced");

@@ -34,7 +34,7 @@ pub struct Launch {
     binary: PathBuf,
     rust_log: String,
     own_process_group: bool,
-    metrics_addr: String,
+    metrics_addr: Option<String>,
 }
 
 impl Launch {
@@ -86,10 +86,18 @@ impl Launch {
         self
     }
 
-    /// Where it serves /metrics (by default a free port on loopback).
+    /// Where it serves /metrics, for [`ControllerProcess::reconciles`]
+    /// (without it, on a port nobody knows).
     pub fn metrics_addr(mut self, addr: &str) -> Self {
-        self.metrics_addr = addr.to_string();
+        self.metrics_addr = Some(addr.to_string());
         self
+    }
+
+    /// /metrics on a loopback port free when asked.
+    pub fn serving_metrics(self) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        self.metrics_addr(&addr)
     }
 
     /// `RUST_LOG` for the controller.
@@ -121,7 +129,8 @@ impl Launch {
         command
             .arg("controller")
             .args(&self.scope)
-            .args(["--identity", &self.identity, "--metrics-addr", &self.metrics_addr])
+            .args(["--identity", &self.identity])
+            .args(["--metrics-addr", self.metrics_addr.as_deref().unwrap_or("127.0.0.1:0")])
             .args(LOOPBACK_DESTINATIONS)
             .args(&self.args)
             .env("RUST_LOG", &self.rust_log)
@@ -135,13 +144,17 @@ impl Launch {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", self.binary.display()));
-        ControllerProcess { child }
+        ControllerProcess {
+            child,
+            metrics_addr: self.metrics_addr,
+        }
     }
 }
 
 /// A running Siskin controller, killed on drop.
 pub struct ControllerProcess {
     child: tokio::process::Child,
+    metrics_addr: Option<String>,
 }
 
 impl ControllerProcess {
@@ -159,13 +172,23 @@ impl ControllerProcess {
             binary: PathBuf::from(env!("CARGO_BIN_EXE_siskin")),
             rust_log: "info,siskin=debug,kube=warn".to_string(),
             own_process_group: false,
-            metrics_addr: "127.0.0.1:0".to_string(),
+            metrics_addr: None,
         }
     }
 
     /// The controller `identity` for `ns`, with every default.
     pub fn start(ns: &TestNamespace, identity: &str) -> Self {
         Self::launch(ns, identity).start()
+    }
+
+    /// Reconciles it has finished (`siskin_reconciles_total`), if it was
+    /// launched [`Launch::serving_metrics`] and answers.
+    pub async fn reconciles(&self) -> Option<f64> {
+        let addr = self.metrics_addr.as_ref().expect("launched serving_metrics");
+        let answer = super::http().get(format!("http://{addr}/metrics")).send().await.ok()?;
+        let text = answer.text().await.ok()?;
+        let line = text.lines().find(|l| l.starts_with("siskin_reconciles_total "))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     pub async fn kill(&mut self) {

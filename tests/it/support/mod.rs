@@ -332,6 +332,13 @@ pub async fn patch_spec(ns: &TestNamespace, name: &str, spec: serde_json::Value)
         .unwrap_or_else(|e| panic!("patch the spec of Rollout {name}: {e}"));
 }
 
+/// When the analysis in `status` last read its metrics.
+pub fn evaluated_at(status: &siskin::api::RolloutStatus) -> Option<jiff::Timestamp> {
+    let analysis: siskin::analysis::status::AnalysisStatus =
+        serde_json::from_value(status.analysis.clone()?).expect("status.analysis is an AnalysisStatus");
+    analysis.evaluated_at
+}
+
 /// The condition of `type_` as `(status, reason, message)`, if set.
 pub fn condition_of(status: &siskin::api::RolloutStatus, type_: &str) -> Option<(String, String, String)> {
     siskin::api::conditions::find_condition(&status.conditions, type_)
@@ -511,10 +518,9 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// Changes an annotation of Rollout `name`, which wakes the controller for it
-/// at once: a check that "nothing moved" after this has seen a reconcile,
-/// rather than only the time between two.
-pub async fn poke(ns: &TestNamespace, name: &str) {
+/// Changes an annotation of Rollout `name`, which wakes the controller for
+/// it at once.
+async fn annotate(ns: &TestNamespace, name: &str) {
     let now = jiff::Timestamp::now().to_string();
     ns.api::<siskin::api::Rollout>()
         .patch(
@@ -524,5 +530,35 @@ pub async fn poke(ns: &TestNamespace, name: &str) {
         )
         .await
         .unwrap_or_else(|e| panic!("annotate Rollout {name}: {e}"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+/// Wakes `controller` for Rollout `name` and waits until a reconcile that
+/// began after this call has finished: a check that "nothing moved" after
+/// this has seen the controller look, not only the time between two looks.
+/// It counts the controller's every reconcile, so the controller must
+/// manage only this Rollout and be launched [`Launch::serving_metrics`].
+///
+/// [`Launch::serving_metrics`]: controller::Launch::serving_metrics
+pub async fn poke(ns: &TestNamespace, name: &str, controller: &ControllerProcess) {
+    annotate(ns, name).await;
+    let before = eventually("the controller's /metrics", Duration::from_secs(30), || {
+        controller.reconciles()
+    })
+    .await;
+    // The count moves as a reconcile ends. One running now may have begun
+    // before the change; the next began after it. Annotating again until
+    // then keeps the controller reconciling instead of waiting for its
+    // requeue.
+    eventually(
+        &format!("two reconciles of Rollout {name} after the change"),
+        Duration::from_secs(60),
+        || async {
+            if controller.reconciles().await? >= before + 2.0 {
+                return Some(());
+            }
+            annotate(ns, name).await;
+            None
+        },
+    )
+    .await;
 }
