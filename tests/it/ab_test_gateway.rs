@@ -22,12 +22,10 @@ fn rollout(version: &str) -> Rollout {
 
 /// The demo A/B test, sending requests that match `matches` to the canary.
 fn rollout_matching(version: &str, matches: Value) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": 2,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template(version),
             "strategy": {"abTest": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
@@ -35,9 +33,8 @@ fn rollout_matching(version: &str, matches: Value) -> Rollout {
                 "duration": "1h",
                 "scaleDownDelay": "3s",
             }},
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// The route's rules as the API server holds them (with its defaults).
@@ -101,11 +98,7 @@ async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restor
     let ns = TestNamespace::new("ab-gw").await;
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     wait_all_on(&host, None, "v1").await;
 
@@ -154,11 +147,7 @@ async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
     let ns = TestNamespace::new("ab-abort").await;
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     release_version(&ns, "demo", "v2").await;
     wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
@@ -206,11 +195,7 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
     )
     .await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     wait_all_on(&host, None, "v1").await;
 
@@ -255,11 +240,7 @@ async fn ab_test_by_cookie_sends_only_requests_with_that_cookie_to_the_canary() 
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let by_cookie = json!([{"cookie": {"name": "canary", "value": "always"}}]);
-    create(&ns.api(), &rollout_matching("v1", by_cookie)).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout_matching("v1", by_cookie)).await;
     let users_rules = rules(&ns).await;
     release_version(&ns, "demo", "v2").await;
     wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {

@@ -32,28 +32,13 @@ async fn setup_with_stable_rate(
     stable_rate: &str,
 ) -> Setup {
     let ns = TestNamespace::new(prefix).await;
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
+    let host = demo_route(&ns).await;
     create(&ns.api(), &analysis).await;
     let controller = ControllerProcess::start(&ns, "a");
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    let rollout: Rollout = demo_rollout(
+        "demo",
+        json!({
             "replicas": 1,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template_with_errors("v1", stable_rate),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
@@ -61,14 +46,9 @@ async fn setup_with_stable_rate(
                 "scaleDownDelay": "3s",
             }},
             "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-        }
-    }))
-    .expect("rollout");
-    create(&ns.api(), &rollout).await;
-    wait_rollout(&ns, "demo", "v1 stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+        }),
+    );
+    create_stable(&ns, &rollout).await;
     Setup {
         ns,
         host,

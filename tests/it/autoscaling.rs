@@ -47,13 +47,7 @@ async fn scaling_mid_canary_keeps_the_step_and_resizes_both_revisions() {
     let _controller = ControllerProcess::start(&ns, "a");
     let mut rollout = canary_rollout("demo", "demo", "v1", routing(), steps());
     rollout.spec.replicas = 2;
-    create(&ns.api::<Rollout>(), &rollout).await;
-    let v1 = wait_rollout_within(&ns, "demo", "v1 stable", TIMEOUT, |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision
-    .expect("stable");
+    let v1 = create_stable_within(&ns, &rollout, TIMEOUT).await;
     release_version(&ns, "demo", "v2").await;
     let status = wait_rollout_within(&ns, "demo", "the canary paused at 50%", TIMEOUT, paused_at_half).await;
     let v2 = status.canary_revision.expect("canary");

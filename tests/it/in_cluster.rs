@@ -22,20 +22,6 @@ const NAME: &str = "demo";
 const TIMEOUT: Duration = Duration::from_secs(180);
 const CONTROLLER_PODS: &str = "app.kubernetes.io/name=siskin,app.kubernetes.io/component=controller";
 
-async fn kubectl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .args(args)
-        .output()
-        .await
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Commands that remove an install, run on drop even when the test fails.
 /// The controller pods go first and without grace: kwok is slow to confirm
 /// graceful deletions, which would hold the namespace for minutes.

@@ -287,10 +287,11 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     let _b = ControllerProcess::launch(&ns, B).append_log().start();
 
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
-    create(&ns.api(), &canary_rollout(NAME, NAME, "v1", routing, steps())).await;
-    wait_rollout_within(&ns, NAME, "v1 to become stable", RELEASE_TIMEOUT, |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
+    create_stable_within(
+        &ns,
+        &canary_rollout(NAME, NAME, "v1", routing, steps()),
+        RELEASE_TIMEOUT,
+    )
     .await;
     let history = History::record(&ns);
     release_version(&ns, NAME, "v2").await;

@@ -21,21 +21,6 @@ const NAME: &str = "demo";
 /// How long a release may take on a busy sandbox (pod starts are slow).
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-async fn kubectl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .await
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// What the kustomization installs besides the CRDs, removed on drop even
 /// when the test fails. The CRDs stay: every other sandbox test uses them.
 struct Installed;

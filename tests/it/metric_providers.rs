@@ -240,12 +240,10 @@ async fn scenario(
     }
     create_template(&ns, &template).await;
     let controller = ControllerProcess::start(&ns, "a");
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    let rollout: Rollout = demo_rollout(
+        "demo",
+        json!({
             "replicas": 1,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template_with_errors("v1", stable_rate),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
@@ -253,14 +251,9 @@ async fn scenario(
                 "scaleDownDelay": "3s",
             }},
             "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-        }
-    }))
-    .expect("rollout");
-    create(&ns.api(), &rollout).await;
-    wait_rollout_within(&ns, "demo", "v1 stable", Duration::from_secs(150), |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+        }),
+    );
+    create_stable_within(&ns, &rollout, Duration::from_secs(150)).await;
     Scenario {
         _finalizers: ReleaseFinalizersOnDrop(ns.name.clone()),
         ns,

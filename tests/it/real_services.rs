@@ -162,13 +162,7 @@ async fn run_case(case: Case) -> Result<String, String> {
     let _release_finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout(&case)).await;
-    let v1 = wait_rollout_within(&ns, "demo", "v1 stable", Duration::from_secs(180), |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision
-    .expect("a stable revision");
+    let v1 = create_stable_within(&ns, &rollout(&case), Duration::from_secs(180)).await;
     let _load = steady_load(&host, RATE);
     // A service has served a while before its next release: stable's
     // counters then say what its error rate is, which is what the power
@@ -213,12 +207,10 @@ fn rollout(case: &Case) -> Rollout {
     if case.dry_run {
         analysis["dryRun"] = json!(true);
     }
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": 1,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template_behaving("v1", case.stable),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
@@ -226,9 +218,8 @@ fn rollout(case: &Case) -> Rollout {
                 "scaleDownDelay": "3s",
             }},
             "analysis": analysis,
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// Follows the Rollout once a second from the release until it is promoted

@@ -21,21 +21,18 @@ const MAX_SURGE: usize = 1;
 const MAX_UNAVAILABLE: usize = 0;
 
 fn rollout() -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": REPLICAS,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template_with_errors("v1", "0"),
             "strategy": {"rolling": {
                 "maxSurge": MAX_SURGE,
                 "maxUnavailable": MAX_UNAVAILABLE,
                 "batchHold": {"min": "3s"},
             }},
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// The demo app's own per-pod counters; `{{revision}}` picks each arm's

@@ -21,20 +21,12 @@ async fn two_versions_behind_a_route(ns: &TestNamespace, v1_weight: i32, v2_weig
         )
         .await;
     }
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "app-v1", "port": 80, "weight": v1_weight},
-                {"name": "app-v2", "port": 80, "weight": v2_weight},
-            ]}]
-        }
-    }))
-    .expect("route object");
-    create(&ns.api(), &route).await;
+    let host = test_host(ns);
+    let backends = json!([
+        {"name": "app-v1", "port": 80, "weight": v1_weight},
+        {"name": "app-v2", "port": 80, "weight": v2_weight},
+    ]);
+    gateway_route(ns, "demo", &host, backends).await;
     wait_ready(ns, "demo-v1", 2).await;
     wait_ready(ns, "demo-v2", 2).await;
     // Ready pods may still be a few hundred ms from their process listening,

@@ -171,19 +171,16 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
     create(&ns.api(), &rollout).await;
     // Another Rollout, without a router, whose gate does not answer until
     // the end of the test: its reconcile stays inside that one call.
-    let other: Rollout = serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "other"},
-        "spec": {
+    let other: Rollout = demo_rollout(
+        "other",
+        json!({
             "replicas": 1,
-            "service": {"name": "other", "port": 80, "targetPort": 8080},
             "template": demo_template("v1"),
             "strategy": {"canary": {"steps": [{"weight": 50}]}},
             "webhooks": [{"name": "held", "type": "confirmPromotion", "url": format!("{base}/hold"),
                            "timeout": "30s", "retries": 100, "onFailure": "pause"}],
-        }
-    }))
-    .expect("rollout");
+        }),
+    );
     create(&ns.api(), &other).await;
     for name in ["demo", "other"] {
         wait_rollout(&ns, name, "v1 to become stable", |s| {

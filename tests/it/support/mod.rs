@@ -184,20 +184,32 @@ pub fn http() -> reqwest::Client {
         .expect("http client")
 }
 
-/// Runs the project's load generator and returns its JSON summary.
-pub async fn loadgen(args: &[&str]) -> serde_json::Value {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+/// Runs `program` with `args` and returns its stdout; panics with its
+/// stderr if it failed.
+pub async fn run(program: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(program)
         .args(args)
-        .arg("--json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .await
-        .expect("run loadgen");
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
     assert!(
         out.status.success(),
-        "loadgen failed: {}",
+        "{program} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("loadgen JSON")
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs kubectl (the sandbox's, on the PATH) from the repository's root.
+pub async fn kubectl(args: &[&str]) -> String {
+    run("kubectl", args).await
+}
+
+/// Runs the project's load generator and returns its JSON summary.
+pub async fn loadgen(args: &[&str]) -> serde_json::Value {
+    let args = [args, &["--json"]].concat();
+    serde_json::from_str(&run(env!("CARGO_BIN_EXE_loadgen"), &args).await).expect("loadgen JSON")
 }
 
 /// `requests` requests for `host` through the sandbox Gateway at `rate`
@@ -218,17 +230,7 @@ pub async fn through_gateway(host: &str, rate: u32, requests: u64) -> serde_json
 
 /// Runs `siskin <args>` (the CLI) and asserts it succeeded.
 pub async fn siskin(args: &[&str]) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_siskin"))
-        .args(args)
-        .output()
-        .await
-        .expect("run siskin");
-    assert!(
-        out.status.success(),
-        "siskin {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run(env!("CARGO_BIN_EXE_siskin"), args).await
 }
 
 // Rollout helpers shared by the sandbox tests of the controller.
@@ -277,6 +279,40 @@ pub fn traefik_error_template(address: &str, total: &str) -> siskin::api::Analys
     .expect("template")
 }
 
+/// Rollout `name` of the demo app behind Service `name` (port 80 to the
+/// pods' 8080); `spec` gives the rest and may name another Service.
+pub fn demo_rollout(name: &str, spec: serde_json::Value) -> siskin::api::Rollout {
+    let mut full = json!({"service": {"name": name, "port": 80, "targetPort": 8080}});
+    for (key, value) in spec.as_object().expect("a spec object") {
+        full[key] = value.clone();
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": full,
+    }))
+    .unwrap_or_else(|e| panic!("Rollout {name}: {e}"))
+}
+
+/// Whether a Rollout serves a stable revision with nothing in flight.
+pub fn is_stable(status: &siskin::api::RolloutStatus) -> bool {
+    status.phase == Some(siskin::api::RolloutPhase::Healthy) && status.stable_revision.is_some()
+}
+
+/// Creates `rollout` and waits up to 90 s until its first revision is
+/// stable; returns that revision.
+pub async fn create_stable(ns: &TestNamespace, rollout: &siskin::api::Rollout) -> String {
+    create_stable_within(ns, rollout, Duration::from_secs(90)).await
+}
+
+/// [`create_stable`] with a timeout of the caller's choosing.
+pub async fn create_stable_within(ns: &TestNamespace, rollout: &siskin::api::Rollout, timeout: Duration) -> String {
+    create(&ns.api(), rollout).await;
+    let name = rollout.metadata.name.as_deref().expect("a named Rollout");
+    let status = wait_rollout_within(ns, name, "its first revision to become stable", timeout, is_stable).await;
+    status.stable_revision.expect("a stable revision")
+}
+
 /// A canary Rollout `name` of the demo app behind Service `service`, with
 /// `routing` as its `trafficRouting` and a short scale-down delay.
 pub fn canary_rollout(
@@ -286,17 +322,15 @@ pub fn canary_rollout(
     routing: serde_json::Value,
     steps: serde_json::Value,
 ) -> siskin::api::Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
+    demo_rollout(
+        name,
+        json!({
             "replicas": 1,
             "service": {"name": service, "port": 80, "targetPort": 8080},
             "template": demo_template(version),
             "strategy": {"canary": {"trafficRouting": routing, "steps": steps, "scaleDownDelay": "3s"}},
-        }
-    }))
-    .expect("rollout object")
+        }),
+    )
 }
 
 pub async fn rollout_status(ns: &TestNamespace, name: &str) -> Option<siskin::api::RolloutStatus> {
@@ -482,24 +516,36 @@ impl Drop for ReleaseFinalizersOnDrop {
     }
 }
 
+/// HTTPRoute `name` for `host` on the sandbox Gateway, one rule with these
+/// `backendRefs`.
+pub async fn gateway_route(ns: &TestNamespace, name: &str, host: &str, backend_refs: serde_json::Value) {
+    let route: gateway_api::httproutes::HttpRoute = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
+            "hostnames": [host],
+            "rules": [{"backendRefs": backend_refs}]
+        }
+    }))
+    .unwrap_or_else(|e| panic!("HTTPRoute {name}: {e}"));
+    create(&ns.api(), &route).await;
+}
+
+/// The hostname of the test namespace's routes, unique to it.
+pub fn test_host(ns: &TestNamespace) -> String {
+    format!("{}.sandbox.test", ns.name)
+}
+
 /// The route users write for the demo Service: `demo` on the sandbox
 /// Gateway, all traffic on `demo-stable`, `demo-canary` at 0. Returns its
 /// hostname, unique to the test namespace.
 pub async fn demo_route(ns: &TestNamespace) -> String {
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: gateway_api::httproutes::HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
+    let host = test_host(ns);
+    let backends = json!([
+        {"name": "demo-stable", "port": 80, "weight": 100},
+        {"name": "demo-canary", "port": 80, "weight": 0},
+    ]);
+    gateway_route(ns, "demo", &host, backends).await;
     host
 }
 
