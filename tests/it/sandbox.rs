@@ -89,20 +89,8 @@ async fn demo_deployment_gets_ready_pods_that_answer_with_their_version() {
 async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds() {
     let ns = TestNamespace::new("sandbox-split").await;
     let host = two_versions_behind_a_route(&ns, 80, 20).await;
-    let host_header = format!("host:{host}");
-    let url = format!("{GATEWAY_URL}/");
 
-    let summary = loadgen(&[
-        "--url",
-        &url,
-        "--rate",
-        "400",
-        "--requests",
-        "2000",
-        "--header",
-        &host_header,
-    ])
-    .await;
+    let summary = through_gateway(&host, 400, 2000).await;
     assert_eq!(
         count(&summary, "by_status", "200"),
         2000,
@@ -132,7 +120,12 @@ async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds()
     let took = eventually("the 50/50 weights to take effect", Duration::from_secs(30), || async {
         let mut v2 = 0;
         for _ in 0..100 {
-            let resp = http.get(&url).header("host", &host).send().await.ok()?;
+            let resp = http
+                .get(format!("{GATEWAY_URL}/"))
+                .header("host", &host)
+                .send()
+                .await
+                .ok()?;
             v2 += usize::from(resp.headers().get("x-version").is_some_and(|v| v == "v2"));
         }
         (v2 >= 40).then(|| changed_at.elapsed())
@@ -141,17 +134,7 @@ async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds()
     println!("weights 80/20 → 50/50 took effect in {:.2}s", took.as_secs_f64());
     assert!(took < Duration::from_secs(10), "took {took:?}");
 
-    let summary = loadgen(&[
-        "--url",
-        &url,
-        "--rate",
-        "400",
-        "--requests",
-        "2000",
-        "--header",
-        &host_header,
-    ])
-    .await;
+    let summary = through_gateway(&host, 400, 2000).await;
     let v2_share = count(&summary, "by_version", "v2") as f64 / 2000.0;
     println!("50/50 route: v2 got {:.1}% of 2000 requests", v2_share * 100.0);
     assert!(
@@ -192,17 +175,7 @@ async fn prometheus_counts_per_service_match_what_was_sent() {
         traefik_requests(&prom, &ns.name, "app-v1").await.unwrap_or(before.0),
         traefik_requests(&prom, &ns.name, "app-v2").await.unwrap_or(before.1),
     );
-    let summary = loadgen(&[
-        "--url",
-        &format!("{GATEWAY_URL}/"),
-        "--rate",
-        "300",
-        "--requests",
-        "600",
-        "--header",
-        &format!("host:{host}"),
-    ])
-    .await;
+    let summary = through_gateway(&host, 300, 600).await;
     let sent = (
         count(&summary, "by_version", "v1") as f64,
         count(&summary, "by_version", "v2") as f64,
