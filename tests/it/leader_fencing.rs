@@ -7,16 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::api_proxy::{ApiProxy, Interception};
 use crate::support::*;
-use axum::body::Body as AxumBody;
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::Client;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
@@ -56,61 +54,51 @@ impl Sent {
     }
 }
 
-/// A plain-HTTP stand-in for the API server between one controller and the
-/// real one: it forwards everything and records every request; once armed,
-/// it holds the controller's next read of the route until released, so a
-/// reconcile is surely in flight when the controller is stopped.
+/// Between one controller and the API server, an [`ApiProxy`] that records
+/// every request; once armed, it holds the controller's next read of the
+/// route until released, so a reconcile is surely in flight when the
+/// controller is stopped.
 struct Tap {
-    client: Client,
     route_path: String,
     hold: Mutex<Option<oneshot::Receiver<()>>>,
     holding: Notify,
     sent: Mutex<Vec<Sent>>,
 }
 
-async fn tap(State(tap): State<Arc<Tap>>, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let index = {
-        let mut sent = tap.sent.lock().expect("lock");
-        sent.push(Sent {
-            at: Instant::now(),
-            method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
-            status: None,
-        });
-        sent.len() - 1
-    };
-    if parts.method == Method::GET && parts.uri.path() == tap.route_path {
-        let hold = tap.hold.lock().expect("lock").take();
-        if let Some(release) = hold {
-            tap.holding.notify_one();
-            let _ = release.await;
-        }
+impl Interception for Tap {
+    /// The request's index in `sent`.
+    type Ticket = usize;
+
+    fn arrived(&self, method: &Method, path: &str) -> BoxFuture<'_, usize> {
+        let index = {
+            let mut sent = self.sent.lock().expect("lock");
+            sent.push(Sent {
+                at: Instant::now(),
+                method: method.clone(),
+                path: path.to_string(),
+                status: None,
+            });
+            sent.len() - 1
+        };
+        let route_read = method == Method::GET && path == self.route_path;
+        let hold = route_read.then(|| self.hold.lock().expect("lock").take()).flatten();
+        Box::pin(async move {
+            if let Some(release) = hold {
+                self.holding.notify_one();
+                let _ = release.await;
+            }
+            index
+        })
     }
-    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
-        parts.headers.remove(hop);
+
+    fn answered(&self, index: usize, status: u16) {
+        self.sent.lock().expect("lock")[index].status = Some(status);
     }
-    let forwarded = http::Request::from_parts(parts, kube::client::Body::from(body.to_vec()));
-    let response = match tap.client.send(forwarded).await {
-        Ok(response) => response,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    tap.sent.lock().expect("lock")[index].status = Some(response.status().as_u16());
-    let (mut parts, body) = response.into_parts();
-    for hop in ["connection", "transfer-encoding"] {
-        parts.headers.remove(hop);
-    }
-    Response::from_parts(parts, AxumBody::new(body))
 }
 
 impl Tap {
-    /// Serves on a free port and writes a kubeconfig pointing there.
-    async fn start(ns: &TestNamespace) -> (Arc<Self>, std::path::PathBuf, tokio::task::JoinHandle<()>) {
-        let tap_state = Arc::new(Tap {
-            client: ns.client.clone(),
+    fn new(ns: &TestNamespace) -> Arc<Self> {
+        Arc::new(Tap {
             route_path: format!(
                 "/apis/gateway.networking.k8s.io/v1/namespaces/{}/httproutes/{NAME}",
                 ns.name
@@ -118,24 +106,7 @@ impl Tap {
             hold: Mutex::new(None),
             holding: Notify::new(),
             sent: Mutex::new(Vec::new()),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let app = axum::Router::new().fallback(tap).with_state(tap_state.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let dir = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp".into());
-        let path = std::path::PathBuf::from(format!("{dir}/tap-{}.kubeconfig", ns.name));
-        let kubeconfig = json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "tap", "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
-            "users": [{"name": "anonymous", "user": {}}],
-            "contexts": [{"name": "tap", "context": {"cluster": "tap", "user": "anonymous"}}],
-            "current-context": "tap",
-        });
-        std::fs::write(&path, kubeconfig.to_string()).expect("write kubeconfig");
-        (tap_state, path, server)
+        })
     }
 
     /// Holds the next read of the route; the returned sender releases it.
@@ -281,8 +252,9 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     let ns = TestNamespace::new("fence").await;
     let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
-    let (tap, kubeconfig, _server) = Tap::start(&ns).await;
-    let a = ControllerProcess::launch(&ns, A).kubeconfig(&kubeconfig).start();
+    let tap = Tap::new(&ns);
+    let proxy = ApiProxy::start(&ns, tap.clone()).await;
+    let a = ControllerProcess::launch(&ns, A).kubeconfig(proxy.kubeconfig()).start();
     wait_holder(&ns, A, Duration::from_secs(20)).await;
     let _b = ControllerProcess::launch(&ns, B).append_log().start();
 

@@ -7,6 +7,7 @@
 //! with `--include-ignored` inside the sandbox's network namespace.
 #![allow(dead_code)]
 
+pub mod api_proxy;
 pub mod controller;
 pub mod deploy;
 pub mod realistic;
