@@ -92,44 +92,6 @@ async fn wait_finished(ns: &TestNamespace, old: &str, new: &str) {
     .await;
 }
 
-/// Every status the Rollout goes through, as a watch sees it, until dropped.
-struct StatusHistory {
-    seen: Arc<Mutex<Vec<RolloutStatus>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl StatusHistory {
-    fn record(ns: &TestNamespace) -> Self {
-        let api: Api<Rollout> = ns.api();
-        let seen = Arc::new(Mutex::new(Vec::<RolloutStatus>::new()));
-        let sink = seen.clone();
-        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
-        let task = tokio::spawn(async move {
-            let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
-            while let Some(next) = stream.next().await {
-                let Some(status) = next.ok().and_then(|r| r.status) else {
-                    continue;
-                };
-                let mut seen = sink.lock().expect("history lock");
-                if seen.last() != Some(&status) {
-                    seen.push(status);
-                }
-            }
-        });
-        StatusHistory { seen, task }
-    }
-
-    fn snapshot(&self) -> Vec<RolloutStatus> {
-        self.seen.lock().expect("history lock").clone()
-    }
-}
-
-impl Drop for StatusHistory {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// What the status history says about the steps of the rollout to `revision`:
 /// the step indices in the order they were entered, and for each index the
 /// distinct times its hold started.
@@ -497,7 +459,7 @@ async fn controller_killed_at_any_moment_finishes_every_rollout_correctly() {
     demo_route(&ns).await;
     let controller = ControllerProcess::launch(&ns, "a").append_log().start();
     let mut stable = first_release(&ns).await;
-    let history = StatusHistory::record(&ns);
+    let history = Recorded::watch(ns.api::<Rollout>(), NAME, |r| r.status);
     let seed = kill_seed();
     println!("kill delays drawn from seed {seed} (SISKIN_KILL_SEED={seed} replays them)");
     let rng = SmallRng::seed_from_u64(seed);

@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 use crate::support::api_proxy::{ApiProxy, Interception};
 use crate::support::*;
 use axum::http::Method;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus, revision_hash};
 use tokio::sync::{Notify, oneshot};
@@ -147,65 +145,20 @@ async fn paused_at(ns: &TestNamespace, revision: &str, weight: i32) -> RolloutSt
     .await
 }
 
-/// Every status and every canary weight on the route, as watches see them.
-struct History {
-    statuses: Arc<Mutex<Vec<RolloutStatus>>>,
-    weights: Arc<Mutex<Vec<i32>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl History {
-    fn record(ns: &TestNamespace) -> Self {
-        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
-        let statuses = Arc::new(Mutex::new(Vec::<RolloutStatus>::new()));
-        let sink = statuses.clone();
-        let rollouts = watcher(ns.api::<Rollout>(), config.clone());
-        let status_task = tokio::spawn(async move {
-            let mut stream = rollouts.default_backoff().applied_objects().boxed();
-            while let Some(next) = stream.next().await {
-                let Some(status) = next.ok().and_then(|r| r.status) else {
-                    continue;
-                };
-                let mut seen = sink.lock().expect("lock");
-                if seen.last() != Some(&status) {
-                    seen.push(status);
-                }
-            }
-        });
-        let weights = Arc::new(Mutex::new(Vec::<i32>::new()));
-        let sink = weights.clone();
-        let routes = watcher(ns.api::<HttpRoute>(), config);
-        let route_task = tokio::spawn(async move {
-            let mut stream = routes.default_backoff().applied_objects().boxed();
-            while let Some(next) = stream.next().await {
-                let Ok(route) = next else { continue };
-                let weight = route
-                    .spec
-                    .rules
-                    .iter()
-                    .flatten()
-                    .flat_map(|r| r.backend_refs.iter().flatten())
-                    .filter(|b| b.name == "demo-canary")
-                    .map(|b| b.weight.unwrap_or(1))
-                    .sum();
-                let mut seen = sink.lock().expect("lock");
-                if seen.last() != Some(&weight) {
-                    seen.push(weight);
-                }
-            }
-        });
-        History {
-            statuses,
-            weights,
-            tasks: vec![status_task, route_task],
-        }
-    }
-}
-
-impl Drop for History {
-    fn drop(&mut self) {
-        self.tasks.iter().for_each(|t| t.abort());
-    }
+/// The canary's weight on the route.
+fn canary_weight(route: HttpRoute) -> Option<i32> {
+    let backends = route
+        .spec
+        .rules
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.backend_refs.into_iter().flatten());
+    Some(
+        backends
+            .filter(|b| b.name == "demo-canary")
+            .map(|b| b.weight.unwrap_or(1))
+            .sum(),
+    )
 }
 
 /// The step indices the rollout to `revision` went through, in order.
@@ -265,7 +218,8 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
         RELEASE_TIMEOUT,
     )
     .await;
-    let history = History::record(&ns);
+    let statuses = Recorded::watch(ns.api::<Rollout>(), NAME, |r| r.status);
+    let weights = Recorded::watch(ns.api::<HttpRoute>(), NAME, canary_weight);
     release_version(&ns, NAME, "v2").await;
     let rollout = ns.api::<Rollout>().get(NAME).await.expect("rollout");
     let v2 = revision_hash(rollout.spec.template.as_ref().expect("template"));
@@ -329,13 +283,13 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let weights = history.weights.lock().expect("lock").clone();
+    let weights = weights.snapshot();
     assert_eq!(
         weights,
         vec![0, 20, 50, 80, 0],
         "the canary's weight on the route only moved forward"
     );
-    let statuses = history.statuses.lock().expect("lock").clone();
+    let statuses = statuses.snapshot();
     let entered = steps_entered(&statuses, &v2);
     assert!(
         entered.windows(2).all(|w| w[0] < w[1]) && entered.last() == Some(&4),

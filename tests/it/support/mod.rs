@@ -11,8 +11,10 @@ pub mod api_proxy;
 pub mod controller;
 pub mod deploy;
 pub mod realistic;
+pub mod recorded;
 
 pub use controller::{ControllerProcess, controller_log};
+pub use recorded::Recorded;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
