@@ -42,7 +42,6 @@ async fn wait_sizes(ns: &TestNamespace, (stable, stable_pods): (&str, i32), (can
 #[ignore = "needs the sandbox: make test"]
 async fn scaling_mid_canary_keeps_the_step_and_resizes_both_revisions() {
     let ns = TestNamespace::new("autoscaling").await;
-    let _release = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let mut rollout = canary_rollout("demo", "demo", "v1", routing(), steps());

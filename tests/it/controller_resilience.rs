@@ -455,7 +455,6 @@ fn print_kills(kills: &[(Trigger, Moment)], took: Duration) {
 #[ignore = "needs the sandbox: make test"]
 async fn controller_killed_at_any_moment_finishes_every_rollout_correctly() {
     let ns = TestNamespace::new("ctl-kill").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let controller = ControllerProcess::launch(&ns, "a").append_log().start();
     let mut stable = first_release(&ns).await;
@@ -557,7 +556,6 @@ async fn wait_takeover(ns: &TestNamespace, identity: &str, previous: &str) -> Du
 #[ignore = "needs the sandbox: make test"]
 async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
     let ns = TestNamespace::new("ctl-leader").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let mut a = ControllerProcess::launch(&ns, "a").append_log().start();
     eventually("a to hold the Lease", Duration::from_secs(20), || async {

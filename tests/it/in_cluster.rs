@@ -201,7 +201,6 @@ fn namespaced_overlay(ns: &TestNamespace, image: &str) -> PathBuf {
 #[ignore = "needs the sandbox: make test"]
 async fn kustomize_install_promotes_in_cluster_and_survives_losing_its_leader() {
     let ns = TestNamespace::new("incluster-kustomize").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let image = controller_image();
     let overlay = namespaced_overlay(&ns, &image);
     let binding = format!("siskin-cluster-templates.{}", ns.name);
@@ -239,7 +238,6 @@ async fn kustomize_install_promotes_in_cluster_and_survives_losing_its_leader() 
 #[ignore = "needs the sandbox: make test"]
 async fn helm_install_promotes_in_cluster_with_its_own_rbac() {
     let ns = TestNamespace::new("incluster-helm").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let image = controller_image();
     let digest = image.split_once('@').expect("image by digest").1;
     // Cluster-wide RBAC, but only this test's Rollouts: they carry the

@@ -203,7 +203,6 @@ fn log_of(ns: &TestNamespace, identity: &str) -> String {
 #[ignore = "needs the sandbox: make test"]
 async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     let ns = TestNamespace::new("fence").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let tap = Tap::new(&ns);
     let proxy = ApiProxy::start(&ns, tap.clone()).await;

@@ -280,7 +280,6 @@ async fn service_account_kubeconfig(ns: &TestNamespace) -> std::path::PathBuf {
 /// Lease, finalizer) by a controller holding only the ServiceAccount's RBAC.
 async fn assert_rbac_runs_a_canary(client: &Client) {
     let ns = TestNamespace::new("manifests-rbac").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let kubeconfig = service_account_kubeconfig(&ns).await;
     let _controller = ControllerProcess::launch(&ns, "rbac")

@@ -217,7 +217,6 @@ async fn create_template(ns: &TestNamespace, template: &AnalysisTemplate) {
 struct Scenario {
     /// First field, dropped first: a failed scenario still lets its
     /// namespace go.
-    _finalizers: ReleaseFinalizersOnDrop,
     ns: TestNamespace,
     host: String,
     _controller: ControllerProcess,
@@ -255,7 +254,6 @@ async fn scenario(
     );
     create_stable_within(&ns, &rollout, Duration::from_secs(150)).await;
     Scenario {
-        _finalizers: ReleaseFinalizersOnDrop(ns.name.clone()),
         ns,
         host,
         _controller: controller,

@@ -159,7 +159,6 @@ struct Run {
 
 async fn run_case(case: Case) -> Result<String, String> {
     let ns = TestNamespace::new(case.short).await;
-    let _release_finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let v1 = create_stable_within(&ns, &rollout(&case), Duration::from_secs(180)).await;

@@ -47,7 +47,6 @@ async fn in_progress(ns: &TestNamespace) -> usize {
 #[ignore = "needs the sandbox: make test"]
 async fn the_cap_queues_extra_rollouts_and_starts_them_oldest_first() {
     let ns = TestNamespace::new("rollout-queue").await;
-    let _release = ReleaseFinalizersOnDrop(ns.name.clone());
     let _controller = ControllerProcess::launch(&ns, "a")
         .env("SISKIN_MAX_ROLLOUTS_IN_PROGRESS", "1")
         .start();

@@ -40,7 +40,8 @@ pub async fn client() -> Client {
         .expect("a kube client for the sandbox (KUBECONFIG)")
 }
 
-/// A namespace that lives as long as the test; deleted on drop.
+/// A namespace that lives as long as the test; on drop, the finalizers of
+/// the Rollouts left in it are dropped and it is deleted.
 pub struct TestNamespace {
     pub client: Client,
     pub name: String,
@@ -72,10 +73,32 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
+        release_finalizers(&self.name);
         // Drop cannot await; a detached delete through kubectl is enough since
         // the namespace controller finishes the cleanup.
         let _ = std::process::Command::new("kubectl")
             .args(["delete", "namespace", &self.name, "--wait=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Drops the finalizers of the namespace's remaining Rollouts, so that a
+/// test that ends (or fails) while its controller is gone still lets its
+/// namespace go. Tests that check the controller releases them delete their
+/// Rollouts before they end ([`delete_rollouts`]).
+fn release_finalizers(namespace: &str) {
+    let Ok(out) = std::process::Command::new("kubectl")
+        .args(["get", "rollouts.siskin.io", "-n", namespace, "-o", "name"])
+        .output()
+    else {
+        return;
+    };
+    for rollout in String::from_utf8_lossy(&out.stdout).lines() {
+        let _ = std::process::Command::new("kubectl")
+            .args(["patch", rollout, "-n", namespace, "--type=merge"])
+            .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
@@ -492,30 +515,6 @@ pub async fn wait_rollout_within(
             "timed out after {timeout:?} waiting for {what}; last status of {name}: {status:#?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Drops the finalizers of a namespace's Rollouts when dropped, so a test
-/// that fails while its controller is gone still lets its namespace go.
-/// Declare it after the `TestNamespace`: it must drop first.
-pub struct ReleaseFinalizersOnDrop(pub String);
-
-impl Drop for ReleaseFinalizersOnDrop {
-    fn drop(&mut self) {
-        let Ok(out) = std::process::Command::new("kubectl")
-            .args(["get", "rollouts.siskin.io", "-n", &self.0, "-o", "name"])
-            .output()
-        else {
-            return;
-        };
-        for rollout in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = std::process::Command::new("kubectl")
-                .args(["patch", rollout, "-n", &self.0, "--type=merge"])
-                .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
     }
 }
 
