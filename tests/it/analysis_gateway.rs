@@ -35,19 +35,7 @@ async fn setup_with_stable_rate(
     let host = demo_route(&ns).await;
     create(&ns.api(), &analysis).await;
     let controller = ControllerProcess::start(&ns, "a");
-    let rollout: Rollout = demo_rollout(
-        "demo",
-        json!({
-            "replicas": 1,
-            "template": demo_template_with_errors("v1", stable_rate),
-            "strategy": {"canary": {
-                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
-                "steps": [{"weight": 50, "hold": hold}],
-                "scaleDownDelay": "3s",
-            }},
-            "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-        }),
-    );
+    let rollout: Rollout = analysed_canary(stable_rate, hold);
     create_stable(&ns, &rollout).await;
     Setup {
         ns,

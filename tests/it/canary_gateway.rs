@@ -67,12 +67,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
     let http = http();
     eventually("Traefik to serve v1 on the route", Duration::from_secs(30), || async {
         for _ in 0..20 {
-            let resp = http
-                .get(format!("{GATEWAY_URL}/"))
-                .header("host", &host)
-                .send()
-                .await
-                .ok()?;
+            let resp = get_via_gateway(&http, &host).await?;
             if resp.status() != 200 {
                 return None;
             }
@@ -202,12 +197,7 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
     let http = http();
     let took = eventually("all traffic back on v1", Duration::from_secs(30), || async {
         for _ in 0..50 {
-            let resp = http
-                .get(format!("{GATEWAY_URL}/"))
-                .header("host", &host)
-                .send()
-                .await
-                .ok()?;
+            let resp = get_via_gateway(&http, &host).await?;
             if resp.headers().get("x-version")? != "v1" {
                 return None;
             }

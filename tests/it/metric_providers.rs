@@ -239,19 +239,7 @@ async fn scenario(
     }
     create_template(&ns, &template).await;
     let controller = ControllerProcess::start(&ns, "a");
-    let rollout: Rollout = demo_rollout(
-        "demo",
-        json!({
-            "replicas": 1,
-            "template": demo_template_with_errors("v1", stable_rate),
-            "strategy": {"canary": {
-                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
-                "steps": [{"weight": 50, "hold": hold}],
-                "scaleDownDelay": "3s",
-            }},
-            "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-        }),
-    );
+    let rollout: Rollout = analysed_canary(stable_rate, hold);
     create_stable_within(&ns, &rollout, Duration::from_secs(150)).await;
     Scenario {
         ns,

@@ -38,7 +38,7 @@ async fn two_versions_behind_a_route(ns: &TestNamespace, v1_weight: i32, v2_weig
         || async {
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..40 {
-                let resp = http.get(GATEWAY_URL).header("host", &host).send().await.ok()?;
+                let resp = get_via_gateway(&http, &host).await?;
                 if resp.status() != 200 {
                     return None;
                 }
@@ -120,12 +120,7 @@ async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds()
     let took = eventually("the 50/50 weights to take effect", Duration::from_secs(30), || async {
         let mut v2 = 0;
         for _ in 0..100 {
-            let resp = http
-                .get(format!("{GATEWAY_URL}/"))
-                .header("host", &host)
-                .send()
-                .await
-                .ok()?;
+            let resp = get_via_gateway(&http, &host).await?;
             v2 += usize::from(resp.headers().get("x-version").is_some_and(|v| v == "v2"));
         }
         (v2 >= 40).then(|| changed_at.elapsed())

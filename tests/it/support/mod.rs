@@ -210,6 +210,15 @@ pub fn http() -> reqwest::Client {
         .expect("http client")
 }
 
+/// One GET of `/` for `host` through the sandbox Gateway, if answered.
+pub async fn get_via_gateway(http: &reqwest::Client, host: &str) -> Option<reqwest::Response> {
+    http.get(format!("{GATEWAY_URL}/"))
+        .header("host", host)
+        .send()
+        .await
+        .ok()
+}
+
 /// Runs `program` with `args` and returns its stdout; panics with its
 /// stderr if it failed.
 pub async fn run(program: &str, args: &[&str]) -> String {
@@ -337,6 +346,25 @@ pub async fn create_stable_within(ns: &TestNamespace, rollout: &siskin::api::Rol
     let name = rollout.metadata.name.as_deref().expect("a named Rollout");
     let status = wait_rollout_within(ns, name, "its first revision to become stable", timeout, is_stable).await;
     status.stable_revision.expect("a stable revision")
+}
+
+/// The demo canary on route `demo` whose one 50 % step is held by `hold`
+/// and analysed by AnalysisTemplate `errors`, pausing when inconclusive;
+/// stable answers `stable_rate` of requests with 500.
+pub fn analysed_canary(stable_rate: &str, hold: serde_json::Value) -> siskin::api::Rollout {
+    demo_rollout(
+        "demo",
+        json!({
+            "replicas": 1,
+            "template": demo_template_with_errors("v1", stable_rate),
+            "strategy": {"canary": {
+                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+                "steps": [{"weight": 50, "hold": hold}],
+                "scaleDownDelay": "3s",
+            }},
+            "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
+        }),
+    )
 }
 
 /// A canary Rollout `name` of the demo app behind Service `service`, with
