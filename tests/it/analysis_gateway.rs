@@ -78,6 +78,19 @@ async fn wait_long(ns: &TestNamespace, what: &str, pred: impl Fn(&RolloutStatus)
     .await
 }
 
+/// Releases v2 and waits for the analysis to pause it, inconclusive;
+/// returns that status and its message.
+async fn paused_inconclusive(s: &Setup) -> (RolloutStatus, String) {
+    release(&s.ns, BASE_ERROR_RATE).await;
+    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
+        st.phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let message = status.message.clone().unwrap_or_default();
+    println!("paused: {message}");
+    (status, message)
+}
+
 fn evidence(status: &RolloutStatus) -> String {
     status.analysis.as_ref().map(|a| a.to_string()).unwrap_or_default()
 }
@@ -157,13 +170,7 @@ async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_pro
     )
     .await;
     let _load = load(&s.host);
-    release(&s.ns, BASE_ERROR_RATE).await;
-    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
-        st.phase == Some(RolloutPhase::Paused)
-    })
-    .await;
-    let message = status.message.clone().unwrap_or_default();
-    println!("paused: {message}");
+    let (status, message) = paused_inconclusive(&s).await;
     assert!(
         message.contains("no_such_metric_total"),
         "the status names the query: {message}"
@@ -191,13 +198,7 @@ async fn unreachable_prometheus_is_inconclusive_not_a_crash_or_a_promotion() {
     )
     .await;
     let _load = load(&s.host);
-    release(&s.ns, BASE_ERROR_RATE).await;
-    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
-        st.phase == Some(RolloutPhase::Paused)
-    })
-    .await;
-    let message = status.message.clone().unwrap_or_default();
-    println!("paused: {message}");
+    let (status, message) = paused_inconclusive(&s).await;
     assert!(
         message.contains("127.0.0.1:1") || message.contains("failed"),
         "the status says why: {message}"

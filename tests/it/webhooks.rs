@@ -97,13 +97,20 @@ fn notified(hooks: &Hooks, kind: &str, reason: &str) -> bool {
         .any(|(k, r)| k == kind && (reason.is_empty() || r == reason))
 }
 
+/// A test namespace with the demo route, a controller, and the webhook
+/// server at the returned base URL.
+async fn hooked_namespace(prefix: &str) -> (TestNamespace, Arc<Hooks>, String, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    let (hooks, base) = serve().await;
+    demo_route(&ns).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, hooks, base, controller)
+}
+
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn confirm_promotion_webhook_holds_on_no_and_promotes_on_yes() {
-    let ns = TestNamespace::new("hooks-confirm").await;
-    let (hooks, base) = serve().await;
-    demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, hooks, base, _controller) = hooked_namespace("hooks-confirm").await;
     let rollout = hooked_rollout(
         "demo",
         json!([
@@ -112,12 +119,7 @@ async fn confirm_promotion_webhook_holds_on_no_and_promotes_on_yes() {
             {"name": "done", "type": "postRollout", "url": format!("{base}/notify")},
         ]),
     );
-    create(&ns.api(), &rollout).await;
-    let v1 = wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision;
+    let v1 = Some(create_stable(&ns, &rollout).await);
 
     release_version(&ns, "demo", "v2").await;
     let held = wait_rollout(&ns, "demo", "the webhook to say no", |s| {
@@ -156,10 +158,7 @@ async fn confirm_promotion_webhook_holds_on_no_and_promotes_on_yes() {
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_carry_on() {
-    let ns = TestNamespace::new("hooks-timeout").await;
-    let (hooks, base) = serve().await;
-    demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, hooks, base, _controller) = hooked_namespace("hooks-timeout").await;
     let rollout = hooked_rollout(
         "demo",
         json!([
