@@ -43,6 +43,15 @@ async fn rules(ns: &TestNamespace) -> Value {
     serde_json::to_value(route.spec.rules.unwrap_or_default()).expect("rules as JSON")
 }
 
+/// The route's rules once the A/B rule is gone.
+async fn rules_once_ab_rule_removed(ns: &TestNamespace) -> Value {
+    eventually("the A/B rule removed", Duration::from_secs(30), || async {
+        let rules = rules(ns).await;
+        (!has_ab_rule(&rules)).then_some(rules)
+    })
+    .await
+}
+
 fn has_ab_rule(rules: &Value) -> bool {
     rules
         .as_array()
@@ -129,11 +138,7 @@ async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restor
     })
     .await;
     assert_eq!(promoted.stable_revision, status.canary_revision, "v2 is stable");
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again, at 100/0");
     wait_all_on(&host, None, "v2").await;
     assert_eq!(versions(&host, Some(BETA), 300).await, json!({"v2": 300}));
@@ -161,11 +166,7 @@ async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
         s.phase == Some(RolloutPhase::Aborted)
     })
     .await;
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, Some(BETA), "v1").await;
     assert_eq!(versions(&host, Some(BETA), 300).await, json!({"v1": 300}));
@@ -220,11 +221,7 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
     let abort = aborted.abort.expect("abort recorded");
     println!("A/B with analysis: {}", abort.message);
     assert_eq!(abort.reason, AbortReason::Regression, "{}", abort.message);
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, Some(BETA), "v1").await;
     delete_rollouts(&ns).await;
@@ -266,11 +263,7 @@ async fn ab_test_by_cookie_sends_only_requests_with_that_cookie_to_the_canary() 
     println!("A/B by cookie through Traefik: {}", seen.join(", "));
 
     siskin(&["abort", "demo", "-n", &ns.name]).await;
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     delete_rollouts(&ns).await;
 }

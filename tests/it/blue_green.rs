@@ -38,6 +38,21 @@ fn rollout(version: &str, routing: serde_json::Value, auto_promote: bool) -> Rol
     )
 }
 
+/// Route `demo-preview` to the preview (canary) Service; its hostname.
+async fn preview_route(ns: &TestNamespace) -> String {
+    let host = format!("preview.{}", test_host(ns));
+    gateway_route(ns, "demo-preview", &host, json!([{"name": "demo-canary", "port": 80}])).await;
+    host
+}
+
+/// Route `demo` to the stable Service, the active one, as users call it
+/// without a router; its hostname.
+async fn live_route_to_stable(ns: &TestNamespace) -> String {
+    let host = test_host(ns);
+    gateway_route(ns, "demo", &host, json!([{"name": "demo-stable", "port": 80}])).await;
+    host
+}
+
 /// Answers by version to a short burst through Traefik; `None` unless
 /// every request was answered 200.
 async fn burst(host: &str, requests: u64) -> Option<serde_json::Value> {
@@ -168,17 +183,8 @@ async fn release_switch_and_roll_back(ns: &TestNamespace, live: &str, preview: &
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_one_write() {
     let ns = TestNamespace::new("bg-selector").await;
-    let live = format!("{}.sandbox.test", ns.name);
-    let preview = format!("preview.{}.sandbox.test", ns.name);
-    // Without a router users call the stable Service, the active one.
-    gateway_route(&ns, "demo", &live, json!([{"name": "demo-stable", "port": 80}])).await;
-    gateway_route(
-        &ns,
-        "demo-preview",
-        &preview,
-        json!([{"name": "demo-canary", "port": 80}]),
-    )
-    .await;
+    let live = live_route_to_stable(&ns).await;
+    let preview = preview_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     create(&ns.api(), &rollout("v1", serde_json::Value::Null, false)).await;
     release_switch_and_roll_back(&ns, &live, &preview, false, true).await;
@@ -190,14 +196,7 @@ async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_on
 async fn blue_green_on_an_http_route_switches_the_weights_and_rolls_back_with_one_write() {
     let ns = TestNamespace::new("bg-route").await;
     let live = demo_route(&ns).await;
-    let preview = format!("preview.{}.sandbox.test", ns.name);
-    gateway_route(
-        &ns,
-        "demo-preview",
-        &preview,
-        json!([{"name": "demo-canary", "port": 80}]),
-    )
-    .await;
+    let preview = preview_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": "demo"}}});
     create(&ns.api(), &rollout("v1", routing, true)).await;
@@ -233,16 +232,8 @@ fn steady_load(host: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<B
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_live_traffic_reaches_it() {
     let ns = TestNamespace::new("bg-analysis").await;
-    let live = format!("{}.sandbox.test", ns.name);
-    let preview = format!("preview.{}.sandbox.test", ns.name);
-    gateway_route(&ns, "demo", &live, json!([{"name": "demo-stable", "port": 80}])).await;
-    gateway_route(
-        &ns,
-        "demo-preview",
-        &preview,
-        json!([{"name": "demo-canary", "port": 80}]),
-    )
-    .await;
+    let live = live_route_to_stable(&ns).await;
+    let preview = preview_route(&ns).await;
     create(
         &ns.api(),
         &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
