@@ -179,11 +179,7 @@ async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_pro
     assert_eq!(reason, "Inconclusive");
     // A paused canary is still measured; after the next evaluation, which
     // finds no data again, it must still be paused.
-    let paused_on = evaluated_at(&status).expect("the evaluation that paused it");
-    let later = wait_long(&s.ns, "an evaluation after the pause", |st| {
-        evaluated_at(st).is_some_and(|at| at > paused_on) || st.phase != Some(RolloutPhase::Paused)
-    })
-    .await;
+    let later = next_evaluation(&s.ns, "demo", &status, Duration::from_secs(200)).await;
     assert_eq!(later.phase, Some(RolloutPhase::Paused), "still paused, never promoted");
     assert_ne!(later.stable_revision, later.canary_revision);
 }

@@ -427,6 +427,22 @@ pub fn evaluated_at(status: &siskin::api::RolloutStatus) -> Option<jiff::Timesta
     analysis.evaluated_at
 }
 
+/// Waits until Rollout `name`'s analysis has read its metrics again since
+/// `seen`, or its phase has changed, and returns that status: what the
+/// controller decided on fresh evidence, not a look before its next one.
+pub async fn next_evaluation(
+    ns: &TestNamespace,
+    name: &str,
+    seen: &siskin::api::RolloutStatus,
+    timeout: Duration,
+) -> siskin::api::RolloutStatus {
+    let last = evaluated_at(seen).expect("an analysis evaluated before");
+    wait_rollout_within(ns, name, "the next analysis evaluation", timeout, |s| {
+        evaluated_at(s).is_some_and(|at| at > last) || s.phase != seen.phase
+    })
+    .await
+}
+
 /// The condition of `type_` as `(status, reason, message)`, if set.
 pub fn condition_of(status: &siskin::api::RolloutStatus, type_: &str) -> Option<(String, String, String)> {
     siskin::api::conditions::find_condition(&status.conditions, type_)
