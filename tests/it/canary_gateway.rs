@@ -45,6 +45,12 @@ async fn first_release(ns: &TestNamespace, steps: serde_json::Value) -> String {
     create_stable(ns, &rollout("v1", steps)).await
 }
 
+/// The `demo` route's `metadata.generation`: it counts the writes to its spec.
+async fn route_generation(ns: &TestNamespace) -> Option<i64> {
+    let route = ns.api::<HttpRoute>().get("demo").await.expect("route");
+    route.metadata.generation
+}
+
 async fn wait_at_weight(ns: &TestNamespace, weight: i32) {
     wait_rollout(ns, "demo", &format!("canary at {weight}% on the route"), |s| {
         s.canary_weight == Some(weight)
@@ -184,13 +190,7 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
         .await
         .and_then(|s| s.canary_revision)
         .expect("canary");
-    let generation_before = ns
-        .api::<HttpRoute>()
-        .get("demo")
-        .await
-        .expect("route")
-        .metadata
-        .generation;
+    let generation_before = route_generation(&ns).await;
 
     let asked = Instant::now();
     siskin(&["abort", "demo", "-n", &ns.name]).await;
@@ -224,13 +224,7 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
     println!("Aborted condition: {}: {}", aborted.reason, aborted.message);
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(demo_route_weights(&ns).await[1], ("demo-canary".to_string(), 0));
-    let generation_after = ns
-        .api::<HttpRoute>()
-        .get("demo")
-        .await
-        .expect("route")
-        .metadata
-        .generation;
+    let generation_after = route_generation(&ns).await;
     assert_eq!(
         generation_after.zip(generation_before).map(|(a, b)| a - b),
         Some(1),

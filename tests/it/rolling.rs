@@ -39,20 +39,11 @@ fn rollout() -> Rollout {
 /// pods, which share the one Service.
 fn error_template() -> AnalysisTemplate {
     let pods = r#"namespace="{{namespace}}",pod=~"{{rollout}}-{{revision}}-.*""#;
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "errors"},
-        "spec": {"metrics": [{
-            "name": "error-rate",
-            "provider": {"prometheus": {"address": PROMETHEUS_URL}},
-            "counts": {
-                "total": format!("sum(demo_requests_total{{{pods}}})"),
-                "errors": format!(r#"sum(demo_requests_total{{{pods},code=~"5.."}})"#),
-            },
-            "judge": {"sequential": {"alpha": 0.05, "tolerance": 0.25, "margin": 1.0}},
-        }]}
-    }))
-    .expect("template")
+    error_count_template(
+        PROMETHEUS_URL,
+        format!("sum(demo_requests_total{{{pods}}})"),
+        format!(r#"sum(demo_requests_total{{{pods},code=~"5.."}})"#),
+    )
 }
 
 /// The extremes seen by the pod sampler.

@@ -35,25 +35,33 @@ pub fn demo_template_with_errors(version: &str, error_rate: &str) -> serde_json:
     template
 }
 
-/// AnalysisTemplate `errors`: the error counters of Traefik's leaf
-/// services, per arm, as the shipped Traefik template reads them; `total`
-/// names the metric counted as all requests.
-pub fn traefik_error_template(address: &str, total: &str) -> siskin::api::AnalysisTemplate {
-    let selector = r#"service=~".*-svc-{{namespace}}-{{service}}-.*""#;
+/// AnalysisTemplate `errors`: one metric `error-rate` counting `errors`
+/// of `total` requests per arm in the Prometheus at `address`, judged by
+/// the sequential judge with a tolerance of 0.25.
+pub fn error_count_template(address: &str, total: String, errors: String) -> siskin::api::AnalysisTemplate {
     serde_json::from_value(json!({
         "apiVersion": "siskin.io/v1alpha1", "kind": "AnalysisTemplate",
         "metadata": {"name": "errors"},
         "spec": {"metrics": [{
             "name": "error-rate",
             "provider": {"prometheus": {"address": address}},
-            "counts": {
-                "total": format!("sum({total}{{{selector}}})"),
-                "errors": format!(r#"sum(traefik_service_requests_total{{{selector},code=~"5.."}})"#),
-            },
+            "counts": {"total": total, "errors": errors},
             "judge": {"sequential": {"alpha": 0.05, "tolerance": 0.25, "margin": 1.0}},
         }]}
     }))
     .expect("template")
+}
+
+/// [`error_count_template`] over the counters of Traefik's leaf services,
+/// per arm, as the shipped Traefik template reads them; `total` names the
+/// metric counted as all requests.
+pub fn traefik_error_template(address: &str, total: &str) -> siskin::api::AnalysisTemplate {
+    let selector = r#"service=~".*-svc-{{namespace}}-{{service}}-.*""#;
+    error_count_template(
+        address,
+        format!("sum({total}{{{selector}}})"),
+        format!(r#"sum(traefik_service_requests_total{{{selector},code=~"5.."}})"#),
+    )
 }
 
 /// Rollout `name` of the demo app behind Service `name` (port 80 to the
