@@ -7,7 +7,7 @@ SANDBOX := tests/sandbox/sandbox
 test: ## install what is missing, start the sandbox, run every test, stop it
 	$(SANDBOX) test
 
-unit: ## the offline tests only (engine, judges, routers, manifests): seconds when warm
+unit: ## the offline tests only (engine, judges, routers, manifests; tests/it without the sandbox)
 	cargo test --all-targets
 
 demo: ## start the sandbox and roll a healthy and a faulty release through a canary

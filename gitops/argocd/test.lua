@@ -34,37 +34,34 @@ local function decode(text)
     pos = i + 1
     return table.concat(out)
   end
+  -- The items of an object or array up to `close`, each read by `item`.
+  local function items(close, item)
+    local t = {}
+    pos = pos + 1
+    ws()
+    if text:sub(pos, pos) == close then pos = pos + 1 return t end
+    while true do
+      item(t)
+      ws()
+      local d = text:sub(pos, pos)
+      pos = pos + 1
+      if d == close then return t end
+    end
+  end
+  local function member(t)
+    ws()
+    local k = str()
+    ws()
+    pos = pos + 1 -- ':'
+    t[k] = value()
+  end
   function value()
     ws()
     local c = text:sub(pos, pos)
     if c == "{" then
-      local t = {}
-      pos = pos + 1
-      ws()
-      if text:sub(pos, pos) == "}" then pos = pos + 1 return t end
-      while true do
-        ws()
-        local k = str()
-        ws()
-        pos = pos + 1 -- ':'
-        t[k] = value()
-        ws()
-        local d = text:sub(pos, pos)
-        pos = pos + 1
-        if d == "}" then return t end
-      end
+      return items("}", member)
     elseif c == "[" then
-      local t = {}
-      pos = pos + 1
-      ws()
-      if text:sub(pos, pos) == "]" then pos = pos + 1 return t end
-      while true do
-        t[#t + 1] = value()
-        ws()
-        local d = text:sub(pos, pos)
-        pos = pos + 1
-        if d == "]" then return t end
-      end
+      return items("]", function(t) t[#t + 1] = value() end)
     elseif c == '"' then
       return str()
     elseif text:sub(pos, pos + 3) == "true" then pos = pos + 4 return true
@@ -170,6 +167,15 @@ local steady = fixture("healthy")
 local out = run("actions/retry/action.lua", steady)
 local word, _, revision = out.metadata.annotations["siskin.io/request"]:match(pattern)
 check("without a canary the request names no revision", word == "retry" and revision == "", tostring(revision))
+
+-- Argo CD runs each action alone (it has no shared Lua between actions),
+-- so each carries the same request function: they must not drift apart.
+local function shared_part(action)
+  return read(script_dir .. "/actions/" .. action .. "/action.lua"):match("^(.*)\nreturn request%(obj, \"[%l-]+\"%)\n$")
+end
+for _, action in ipairs({ "promote", "promote-full", "retry", "resume" }) do
+  check(action .. " carries abort's request function", shared_part(action) ~= nil and shared_part(action) == shared_part("abort"))
+end
 
 -- A pending abort wins, as in the CLI.
 local pending = fixture("paused")

@@ -13,7 +13,7 @@ command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
-# The Argo CD health and actions are tested with Debian's Lua (tests/argocd_lua.rs).
+# The Argo CD health and actions are tested with Debian's Lua (tests/it/argocd_lua.rs).
 command -v lua5.4 >/dev/null || need_apt+=(lua5.4)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt: installing ${need_apt[*]}"

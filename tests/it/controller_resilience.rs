@@ -2,12 +2,11 @@
 //! finishes every rollout exactly as an uninterrupted one would: the Rollout's
 //! status is its only memory, and only the holder of the Lease writes.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures::StreamExt;
 use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
@@ -21,7 +20,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use siskin::api::conditions::{find_condition, types};
 use siskin::api::{REVISION_LABEL, Rollout, RolloutPhase, RolloutStatus, revision_hash};
-use support::*;
 use tokio::sync::mpsc;
 
 const NAME: &str = "demo";
@@ -92,44 +90,6 @@ async fn wait_finished(ns: &TestNamespace, old: &str, new: &str) {
         is_retired(ns, old).await.then_some(())
     })
     .await;
-}
-
-/// Every status the Rollout goes through, as a watch sees it, until dropped.
-struct StatusHistory {
-    seen: Arc<Mutex<Vec<RolloutStatus>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl StatusHistory {
-    fn record(ns: &TestNamespace) -> Self {
-        let api: Api<Rollout> = ns.api();
-        let seen = Arc::new(Mutex::new(Vec::<RolloutStatus>::new()));
-        let sink = seen.clone();
-        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
-        let task = tokio::spawn(async move {
-            let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
-            while let Some(next) = stream.next().await {
-                let Some(status) = next.ok().and_then(|r| r.status) else {
-                    continue;
-                };
-                let mut seen = sink.lock().expect("history lock");
-                if seen.last() != Some(&status) {
-                    seen.push(status);
-                }
-            }
-        });
-        StatusHistory { seen, task }
-    }
-
-    fn snapshot(&self) -> Vec<RolloutStatus> {
-        self.seen.lock().expect("history lock").clone()
-    }
-}
-
-impl Drop for StatusHistory {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// What the status history says about the steps of the rollout to `revision`:
@@ -467,7 +427,7 @@ impl Killer {
                 self.kills.len() + 1
             );
             self.kills.push((trigger, moment));
-            self.controller = ControllerProcess::start_with(ns, "a", &ns.name, &[]);
+            self.controller = ControllerProcess::launch(ns, "a").append_log().start();
             self.since = Instant::now();
         }
     }
@@ -495,11 +455,10 @@ fn print_kills(kills: &[(Trigger, Moment)], took: Duration) {
 #[ignore = "needs the sandbox: make test"]
 async fn controller_killed_at_any_moment_finishes_every_rollout_correctly() {
     let ns = TestNamespace::new("ctl-kill").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
-    let controller = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
+    let controller = ControllerProcess::launch(&ns, "a").append_log().start();
     let mut stable = first_release(&ns).await;
-    let history = StatusHistory::record(&ns);
+    let history = Recorded::watch(ns.api::<Rollout>(), NAME, |r| r.status);
     let seed = kill_seed();
     println!("kill delays drawn from seed {seed} (SISKIN_KILL_SEED={seed} replays them)");
     let rng = SmallRng::seed_from_u64(seed);
@@ -597,14 +556,13 @@ async fn wait_takeover(ns: &TestNamespace, identity: &str, previous: &str) -> Du
 #[ignore = "needs the sandbox: make test"]
 async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
     let ns = TestNamespace::new("ctl-leader").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
-    let mut a = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
+    let mut a = ControllerProcess::launch(&ns, "a").append_log().start();
     eventually("a to hold the Lease", Duration::from_secs(20), || async {
         (lease_holder(&ns).await.as_deref() == Some("a")).then_some(())
     })
     .await;
-    let _b = ControllerProcess::start_with(&ns, "b", &ns.name, &[]);
+    let _b = ControllerProcess::launch(&ns, "b").append_log().start();
     let v1 = first_release(&ns).await;
     release_version(&ns, NAME, "v2").await;
     let v2 = spec_revision(&ns).await;
@@ -666,7 +624,7 @@ async fn two_replicas_only_the_leader_writes_and_a_follower_takes_over() {
 #[ignore = "needs the sandbox: make test"]
 async fn sigterm_stops_the_controller_cleanly_and_releases_the_lease() {
     let ns = TestNamespace::new("ctl-term").await;
-    let mut a = ControllerProcess::start_with(&ns, "a", &ns.name, &[]);
+    let mut a = ControllerProcess::launch(&ns, "a").append_log().start();
     eventually("a to hold the Lease", Duration::from_secs(20), || async {
         (lease_holder(&ns).await.as_deref() == Some("a")).then_some(())
     })

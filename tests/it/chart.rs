@@ -5,11 +5,9 @@
 //! The helm tests need helm (`tests/sandbox/sandbox install` builds it) and
 //! are `#[ignore]`d like the sandbox tests; `make test` runs them.
 
-mod support;
-
+use crate::support::deploy::{chart_dir, helm, yaml_objects};
+use crate::support::*;
 use serde_json::{Value, json};
-use support::deploy::{chart_dir, helm, yaml_objects};
-use support::*;
 
 fn render(release_namespace: &str, values: &[&str]) -> Vec<Value> {
     let chart = chart_dir();

@@ -2,70 +2,32 @@
 //! controller moves live traffic through Traefik step by step, promotes
 //! without re-creating pods, and aborts with one route write.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use siskin::api::{REVISION_LABEL, Rollout, RolloutPhase};
-use support::*;
+use siskin::api::{Rollout, RolloutPhase};
 
 const SERVICE: &str = "demo";
 
 fn rollout(version: &str, steps: serde_json::Value) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": 2,
             "service": {"name": SERVICE, "port": 80, "targetPort": 8080},
-            "template": template(version),
+            "template": demo_template(version),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
                 "steps": steps,
                 "scaleDownDelay": "3s",
             }},
-        }
-    }))
-    .expect("rollout")
-}
-
-fn template(version: &str) -> serde_json::Value {
-    json!({
-        "metadata": {"labels": {"app": "demo"}},
-        "spec": {"containers": [{
-            "name": "app", "image": format!("siskin/demo-app:{version}"),
-            "ports": [{"name": "http", "containerPort": 8080}],
-            "env": [{"name": "DEMO_VERSION", "value": version}],
-        }]}
-    })
-}
-
-async fn status_of(ns: &TestNamespace) -> Option<siskin::api::RolloutStatus> {
-    ns.api::<Rollout>().get("demo").await.ok()?.status
-}
-
-/// Waits until the Rollout's status satisfies `pred`; panics with the last
-/// status seen.
-async fn wait_status(ns: &TestNamespace, what: &str, pred: impl Fn(&siskin::api::RolloutStatus) -> bool) {
-    let start = Instant::now();
-    loop {
-        let status = status_of(ns).await;
-        if status.as_ref().is_some_and(&pred) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}; last status: {status:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        }),
+    )
 }
 
 async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
@@ -78,53 +40,19 @@ async fn share_of(host: &str, version: &str, requests: u64) -> f64 {
     summary["by_version"][version].as_u64().unwrap_or(0) as f64 / requests as f64
 }
 
-async fn pod_uids(ns: &TestNamespace, revision: &str) -> BTreeSet<String> {
-    let pods: Api<Pod> = ns.api();
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{REVISION_LABEL}={revision}")))
-        .await
-        .expect("pods");
-    list.items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.uid())
-        .collect()
-}
-
-async fn replicas_of(ns: &TestNamespace, revision: &str) -> i32 {
-    let deployments: Api<Deployment> = ns.api();
-    let list = deployments
-        .list(&ListParams::default().labels(&format!("{REVISION_LABEL}={revision}")))
-        .await;
-    list.ok()
-        .and_then(|l| l.items.into_iter().next())
-        .and_then(|d| d.spec?.replicas)
-        .unwrap_or(0)
-}
-
 /// Starts the first revision and waits until it is stable with all traffic.
 async fn first_release(ns: &TestNamespace, steps: serde_json::Value) -> String {
-    create(&ns.api(), &rollout("v1", steps)).await;
-    wait_status(ns, "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
-    status_of(ns)
-        .await
-        .and_then(|s| s.stable_revision)
-        .expect("stable revision")
+    create_stable(ns, &rollout("v1", steps)).await
 }
 
-async fn release(ns: &TestNamespace, version: &str) {
-    let patch = json!({"spec": {"template": template(version)}});
-    ns.api::<Rollout>()
-        .patch("demo", &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .expect("new template");
+/// The `demo` route's `metadata.generation`: it counts the writes to its spec.
+async fn route_generation(ns: &TestNamespace) -> Option<i64> {
+    let route = ns.api::<HttpRoute>().get("demo").await.expect("route");
+    route.metadata.generation
 }
 
 async fn wait_at_weight(ns: &TestNamespace, weight: i32) {
-    wait_status(ns, &format!("canary at {weight}% on the route"), |s| {
+    wait_rollout(ns, "demo", &format!("canary at {weight}% on the route"), |s| {
         s.canary_weight == Some(weight)
             && s.observed_canary_weight == Some(weight)
             && s.phase == Some(RolloutPhase::Paused)
@@ -145,12 +73,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
     let http = http();
     eventually("Traefik to serve v1 on the route", Duration::from_secs(30), || async {
         for _ in 0..20 {
-            let resp = http
-                .get(format!("{GATEWAY_URL}/"))
-                .header("host", &host)
-                .send()
-                .await
-                .ok()?;
+            let resp = get_via_gateway(&http, &host).await?;
             if resp.status() != 200 {
                 return None;
             }
@@ -164,11 +87,11 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
         "before a release all traffic is on v1"
     );
 
-    release(&ns, "v2").await;
+    release_version(&ns, "demo", "v2").await;
     let mut canary_pods = BTreeSet::new();
     for weight in [10, 50, 100] {
         wait_at_weight(&ns, weight).await;
-        let status = status_of(&ns).await.expect("status");
+        let status = rollout_status(&ns, "demo").await.expect("status");
         let v2 = status.canary_revision.clone().expect("canary revision");
         assert_eq!(
             demo_route_weights(&ns).await,
@@ -197,19 +120,22 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
             "v2 share {share} at weight {weight}"
         );
         if weight == 100 {
-            canary_pods = pod_uids(&ns, &v2).await;
+            canary_pods = revision_pod_uids(&ns, &v2).await;
             assert_eq!(canary_pods.len(), 2, "at 100% the canary runs at full size");
         }
         siskin(&["promote", "demo", "-n", &ns.name]).await;
     }
 
-    wait_status(&ns, "v2 to be promoted", |s| {
+    wait_rollout(&ns, "demo", "v2 to be promoted", |s| {
         s.phase == Some(RolloutPhase::Healthy) && s.stable_revision != Some(v1.clone())
     })
     .await;
-    let v2 = status_of(&ns).await.and_then(|s| s.stable_revision).expect("stable");
+    let v2 = rollout_status(&ns, "demo")
+        .await
+        .and_then(|s| s.stable_revision)
+        .expect("stable");
     assert_eq!(
-        pod_uids(&ns, &v2).await,
+        revision_pod_uids(&ns, &v2).await,
         canary_pods,
         "promotion kept the canary's pods: nothing re-created"
     );
@@ -222,7 +148,9 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
     eventually(
         "v1 to scale down after scaleDownDelay",
         Duration::from_secs(30),
-        || async { (replicas_of(&ns, &v1).await == 0 && pod_uids(&ns, &v1).await.is_empty()).then_some(()) },
+        || async {
+            (revision_replicas(&ns, &v1).await == 0 && revision_pod_uids(&ns, &v1).await.is_empty()).then_some(())
+        },
     )
     .await;
 
@@ -241,7 +169,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
         .expect("the stable Deployment is left behind");
     assert!(stable.owner_references().is_empty());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(pod_uids(&ns, &v2).await, canary_pods, "its pods keep running");
+    assert_eq!(revision_pod_uids(&ns, &v2).await, canary_pods, "its pods keep running");
     assert_eq!(
         share_of(&host, "v2", 300).await,
         1.0,
@@ -256,28 +184,20 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let v1 = first_release(&ns, json!([{"weight": 50}, {"pause": {}}])).await;
-    release(&ns, "v2").await;
+    release_version(&ns, "demo", "v2").await;
     wait_at_weight(&ns, 50).await;
-    let v2 = status_of(&ns).await.and_then(|s| s.canary_revision).expect("canary");
-    let generation_before = ns
-        .api::<HttpRoute>()
-        .get("demo")
+    let v2 = rollout_status(&ns, "demo")
         .await
-        .expect("route")
-        .metadata
-        .generation;
+        .and_then(|s| s.canary_revision)
+        .expect("canary");
+    let generation_before = route_generation(&ns).await;
 
     let asked = Instant::now();
     siskin(&["abort", "demo", "-n", &ns.name]).await;
     let http = http();
     let took = eventually("all traffic back on v1", Duration::from_secs(30), || async {
         for _ in 0..50 {
-            let resp = http
-                .get(format!("{GATEWAY_URL}/"))
-                .header("host", &host)
-                .send()
-                .await
-                .ok()?;
+            let resp = get_via_gateway(&http, &host).await?;
             if resp.headers().get("x-version")? != "v1" {
                 return None;
             }
@@ -290,8 +210,11 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
         took.as_secs_f64()
     );
 
-    wait_status(&ns, "the Aborted status", |s| s.phase == Some(RolloutPhase::Aborted)).await;
-    let status = status_of(&ns).await.expect("status");
+    wait_rollout(&ns, "demo", "the Aborted status", |s| {
+        s.phase == Some(RolloutPhase::Aborted)
+    })
+    .await;
+    let status = rollout_status(&ns, "demo").await.expect("status");
     let aborted = status
         .conditions
         .iter()
@@ -301,20 +224,14 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
     println!("Aborted condition: {}: {}", aborted.reason, aborted.message);
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(demo_route_weights(&ns).await[1], ("demo-canary".to_string(), 0));
-    let generation_after = ns
-        .api::<HttpRoute>()
-        .get("demo")
-        .await
-        .expect("route")
-        .metadata
-        .generation;
+    let generation_after = route_generation(&ns).await;
     assert_eq!(
         generation_after.zip(generation_before).map(|(a, b)| a - b),
         Some(1),
         "abort is one route write"
     );
     eventually("the canary to scale down", Duration::from_secs(30), || async {
-        (replicas_of(&ns, &v2).await == 0).then_some(())
+        (revision_replicas(&ns, &v2).await == 0).then_some(())
     })
     .await;
 }

@@ -14,17 +14,15 @@
 //! longest case whatever the test threads. `SISKIN_REAL_CASES=latency,dry`
 //! runs only the cases whose names contain one of the words.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::realistic::{Behaviour, demo_template_behaving, install_shipped_traefik_templates, steady_load};
+use crate::support::*;
 use serde_json::json;
 use siskin::analysis::Verdict;
 use siskin::analysis::status::AnalysisStatus;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
-use support::realistic::{Behaviour, demo_template_behaving, install_shipped_traefik_templates, steady_load};
-use support::*;
 
 /// Requests per second to each service, through Traefik.
 const RATE: u32 = 100;
@@ -161,16 +159,9 @@ struct Run {
 
 async fn run_case(case: Case) -> Result<String, String> {
     let ns = TestNamespace::new(case.short).await;
-    let _release_finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout(&case)).await;
-    let v1 = wait_rollout_within(&ns, "demo", "v1 stable", Duration::from_secs(180), |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision
-    .expect("a stable revision");
+    let v1 = create_stable_within(&ns, &rollout(&case), Duration::from_secs(180)).await;
     let _load = steady_load(&host, RATE);
     // A service has served a while before its next release: stable's
     // counters then say what its error rate is, which is what the power
@@ -215,12 +206,10 @@ fn rollout(case: &Case) -> Rollout {
     if case.dry_run {
         analysis["dryRun"] = json!(true);
     }
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": 1,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template_behaving("v1", case.stable),
             "strategy": {"canary": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
@@ -228,9 +217,8 @@ fn rollout(case: &Case) -> Rollout {
                 "scaleDownDelay": "3s",
             }},
             "analysis": analysis,
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// Follows the Rollout once a second from the release until it is promoted

@@ -5,38 +5,22 @@
 //! a canary through Traefik to promotion; the kustomize one loses its leader
 //! pod mid-rollout and the other replica finishes the rollout.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::deploy::{chart_dir, controller_image, helm};
+use crate::support::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use siskin::api::{INSTANCE_LABEL, RolloutPhase, RolloutStatus};
-use support::deploy::{chart_dir, controller_image, helm};
-use support::*;
 
 const NAME: &str = "demo";
 /// Controller pods start, and releases run, slowly on a busy sandbox.
 const TIMEOUT: Duration = Duration::from_secs(180);
 const CONTROLLER_PODS: &str = "app.kubernetes.io/name=siskin,app.kubernetes.io/component=controller";
-
-async fn kubectl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .args(args)
-        .output()
-        .await
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Commands that remove an install, run on drop even when the test fails.
 /// The controller pods go first and without grace: kwok is slow to confirm
@@ -217,7 +201,6 @@ fn namespaced_overlay(ns: &TestNamespace, image: &str) -> PathBuf {
 #[ignore = "needs the sandbox: make test"]
 async fn kustomize_install_promotes_in_cluster_and_survives_losing_its_leader() {
     let ns = TestNamespace::new("incluster-kustomize").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let image = controller_image();
     let overlay = namespaced_overlay(&ns, &image);
     let binding = format!("siskin-cluster-templates.{}", ns.name);
@@ -255,7 +238,6 @@ async fn kustomize_install_promotes_in_cluster_and_survives_losing_its_leader() 
 #[ignore = "needs the sandbox: make test"]
 async fn helm_install_promotes_in_cluster_with_its_own_rbac() {
     let ns = TestNamespace::new("incluster-helm").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     let image = controller_image();
     let digest = image.split_once('@').expect("image by digest").1;
     // Cluster-wide RBAC, but only this test's Rollouts: they carry the

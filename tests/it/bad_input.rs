@@ -3,21 +3,17 @@
 //! route while the controller writes it, and a broken Rollout next to a
 //! healthy one.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body as AxumBody;
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use crate::support::api_proxy::{ApiProxy, Interception};
+use crate::support::*;
+use axum::http::Method;
 use futures::future::BoxFuture;
 use gateway_api::httproutes::HttpRoute;
+use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
 use serde_json::{Value, json};
 use siskin::api::{Rollout, RolloutPhase};
-use support::*;
 
 fn gateway(route: &str) -> Value {
     json!({"gatewayAPI": {"httpRoute": {"name": route}}})
@@ -190,7 +186,7 @@ async fn invalid_rollouts_are_rejected_by_the_schema_with_a_clear_message() {
 #[ignore = "needs the sandbox: make test"]
 async fn rollout_naming_a_missing_route_waits_with_a_condition_and_moves_no_traffic() {
     let ns = TestNamespace::new("bad-noroute").await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let controller = ControllerProcess::launch(&ns, "a").serving_metrics().start();
     let steps = json!([{"weight": 10}, {"pause": {}}]);
     create(&ns.api(), &canary_rollout("demo", "demo", "v1", gateway("demo"), steps)).await;
     let v1 = stable(&ns, "demo").await;
@@ -213,7 +209,7 @@ async fn rollout_naming_a_missing_route_waits_with_a_condition_and_moves_no_traf
     })
     .await;
     assert_eq!(progressing(&status).1, "RouteNotFound");
-    poke(&ns, "demo").await;
+    poke(&ns, "demo", &controller).await;
     let status = rollout_status(&ns, "demo").await.expect("status");
     assert_eq!(status.stable_revision.as_deref(), Some(v1.as_str()));
     assert_eq!(status.current_step_index, Some(0), "no step advanced");
@@ -283,81 +279,49 @@ async fn rollout_naming_a_route_without_its_backends_waits() {
     paused_at(&ns, "demo", 10).await;
 }
 
-/// A plain-HTTP stand-in for the API server between the controller and the
-/// real one. It forwards everything, and once armed it makes a "user" edit
-/// between the controller's read of a route and its write, so the race a
-/// guarded patch exists for happens on every run, not by luck.
+/// Between the controller and the API server, an [`ApiProxy`] that, once
+/// armed, makes a "user" edit between the controller's read of a route and
+/// its write, so the race a guarded patch exists for happens on every run,
+/// not by luck.
 struct Interposer {
-    client: Client,
     route_path: String,
     edit: Mutex<Option<BoxFuture<'static, ()>>>,
     /// The status code of every PATCH of the route, in order.
     patches: Mutex<Vec<u16>>,
 }
 
-async fn interpose(State(interposer): State<Arc<Interposer>>, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let route_patch = parts.method == Method::PATCH && parts.uri.path() == interposer.route_path;
-    if route_patch {
-        let edit = interposer.edit.lock().expect("lock").take();
-        if let Some(edit) = edit {
-            edit.await;
+impl Interception for Interposer {
+    /// Whether the request patches the route.
+    type Ticket = bool;
+
+    fn arrived(&self, method: &Method, path: &str) -> BoxFuture<'_, bool> {
+        let route_patch = method == Method::PATCH && path == self.route_path;
+        let edit = route_patch.then(|| self.edit.lock().expect("lock").take()).flatten();
+        Box::pin(async move {
+            if let Some(edit) = edit {
+                edit.await;
+            }
+            route_patch
+        })
+    }
+
+    fn answered(&self, route_patch: bool, status: u16) {
+        if route_patch {
+            self.patches.lock().expect("lock").push(status);
         }
     }
-    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
-        parts.headers.remove(hop);
-    }
-    let forwarded = http::Request::from_parts(parts, kube::client::Body::from(body.to_vec()));
-    let response = match interposer.client.send(forwarded).await {
-        Ok(response) => response,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    if route_patch {
-        interposer
-            .patches
-            .lock()
-            .expect("lock")
-            .push(response.status().as_u16());
-    }
-    let (mut parts, body) = response.into_parts();
-    for hop in ["connection", "transfer-encoding"] {
-        parts.headers.remove(hop);
-    }
-    Response::from_parts(parts, AxumBody::new(body))
 }
 
 impl Interposer {
-    /// Serves on a free port and writes a kubeconfig pointing there.
-    async fn start(ns: &TestNamespace, route: &str) -> (Arc<Self>, std::path::PathBuf, tokio::task::JoinHandle<()>) {
-        let interposer = Arc::new(Interposer {
-            client: ns.client.clone(),
+    fn new(ns: &TestNamespace, route: &str) -> Arc<Self> {
+        Arc::new(Interposer {
             route_path: format!(
                 "/apis/gateway.networking.k8s.io/v1/namespaces/{}/httproutes/{route}",
                 ns.name
             ),
             edit: Mutex::new(None),
             patches: Mutex::new(Vec::new()),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let app = axum::Router::new().fallback(interpose).with_state(interposer.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let dir = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp".into());
-        let path = std::path::PathBuf::from(format!("{dir}/interposer-{}.kubeconfig", ns.name));
-        let kubeconfig = json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "interposer", "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
-            "users": [{"name": "anonymous", "user": {}}],
-            "contexts": [{"name": "interposer", "context": {"cluster": "interposer", "user": "anonymous"}}],
-            "current-context": "interposer",
-        });
-        std::fs::write(&path, kubeconfig.to_string()).expect("write kubeconfig");
-        (interposer, path, server)
+        })
     }
 
     fn arm(&self, edit: BoxFuture<'static, ()>) {
@@ -382,8 +346,11 @@ async fn concurrent_route_edit_is_retried_on_fresh_data_never_clobbered() {
     let ns = TestNamespace::new("bad-race").await;
     create(&ns.api(), &service("demo-admin", &[("app", "demo")])).await;
     route_with_rules(&ns, "demo", split_rules("demo")).await;
-    let (interposer, kubeconfig, server) = Interposer::start(&ns, "demo").await;
-    let _controller = ControllerProcess::start_with_kubeconfig(&ns, "a", &kubeconfig);
+    let interposer = Interposer::new(&ns, "demo");
+    let proxy = ApiProxy::start(&ns, interposer.clone()).await;
+    let _controller = ControllerProcess::launch(&ns, "a")
+        .kubeconfig(proxy.kubeconfig())
+        .start();
     let steps = json!([{"weight": 10}, {"pause": {}}, {"weight": 50}, {"pause": {}}]);
     create(&ns.api(), &canary_rollout("demo", "demo", "v1", gateway("demo"), steps)).await;
     stable(&ns, "demo").await;
@@ -453,8 +420,6 @@ async fn concurrent_route_edit_is_retried_on_fresh_data_never_clobbered() {
         ],
         "the weights are where the step says, on the rule that moved"
     );
-    server.abort();
-    let _ = std::fs::remove_file(kubeconfig);
 }
 
 #[tokio::test]

@@ -3,10 +3,9 @@
 //! a two-replica Deployment. The RBAC is shown sufficient by a real canary
 //! run with the ServiceAccount's own token, and narrow by `kubectl auth can-i`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
@@ -15,28 +14,12 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::{Api, Client};
 use serde_json::json;
 use siskin::api::RolloutPhase;
-use support::*;
 
 const SYSTEM: &str = "siskin-system";
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:siskin-system:siskin";
 const NAME: &str = "demo";
 /// How long a release may take on a busy sandbox (pod starts are slow).
 const TIMEOUT: Duration = Duration::from_secs(180);
-
-async fn kubectl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .await
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// What the kustomization installs besides the CRDs, removed on drop even
 /// when the test fails. The CRDs stay: every other sandbox test uses them.
@@ -297,11 +280,12 @@ async fn service_account_kubeconfig(ns: &TestNamespace) -> std::path::PathBuf {
 /// Lease, finalizer) by a controller holding only the ServiceAccount's RBAC.
 async fn assert_rbac_runs_a_canary(client: &Client) {
     let ns = TestNamespace::new("manifests-rbac").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let kubeconfig = service_account_kubeconfig(&ns).await;
-    let kubeconfig_env = kubeconfig.to_string_lossy().into_owned();
-    let _controller = ControllerProcess::start_with(&ns, "rbac", SYSTEM, &[("KUBECONFIG", &kubeconfig_env)]);
+    let _controller = ControllerProcess::launch(&ns, "rbac")
+        .lease_namespace(SYSTEM)
+        .kubeconfig(&kubeconfig)
+        .start();
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
     let steps = json!([{"weight": 50, "hold": {"min": "1s"}}]);
     create(&ns.api(), &canary_rollout(NAME, NAME, "v1", routing, steps)).await;
@@ -357,7 +341,6 @@ async fn kustomization_installs_a_controller_with_exactly_the_rbac_it_needs() {
 
 // Without a cluster: the same questions, answered from the YAML files.
 
-#[path = "manifests/rbac.rs"]
 mod rbac;
 
 use rbac::Request;

@@ -3,26 +3,20 @@
 //! was stopped. The other replica finishes the rollout with every step
 //! entered once and the route's weights only moving forward.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body as AxumBody;
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use crate::support::api_proxy::{ApiProxy, Interception};
+use crate::support::*;
+use axum::http::Method;
+use futures::future::BoxFuture;
 use gateway_api::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::Client;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus, revision_hash};
-use support::*;
 use tokio::sync::{Notify, oneshot};
 
 const NAME: &str = "demo";
@@ -58,61 +52,51 @@ impl Sent {
     }
 }
 
-/// A plain-HTTP stand-in for the API server between one controller and the
-/// real one: it forwards everything and records every request; once armed,
-/// it holds the controller's next read of the route until released, so a
-/// reconcile is surely in flight when the controller is stopped.
+/// Between one controller and the API server, an [`ApiProxy`] that records
+/// every request; once armed, it holds the controller's next read of the
+/// route until released, so a reconcile is surely in flight when the
+/// controller is stopped.
 struct Tap {
-    client: Client,
     route_path: String,
     hold: Mutex<Option<oneshot::Receiver<()>>>,
     holding: Notify,
     sent: Mutex<Vec<Sent>>,
 }
 
-async fn tap(State(tap): State<Arc<Tap>>, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let index = {
-        let mut sent = tap.sent.lock().expect("lock");
-        sent.push(Sent {
-            at: Instant::now(),
-            method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
-            status: None,
-        });
-        sent.len() - 1
-    };
-    if parts.method == Method::GET && parts.uri.path() == tap.route_path {
-        let hold = tap.hold.lock().expect("lock").take();
-        if let Some(release) = hold {
-            tap.holding.notify_one();
-            let _ = release.await;
-        }
+impl Interception for Tap {
+    /// The request's index in `sent`.
+    type Ticket = usize;
+
+    fn arrived(&self, method: &Method, path: &str) -> BoxFuture<'_, usize> {
+        let index = {
+            let mut sent = self.sent.lock().expect("lock");
+            sent.push(Sent {
+                at: Instant::now(),
+                method: method.clone(),
+                path: path.to_string(),
+                status: None,
+            });
+            sent.len() - 1
+        };
+        let route_read = method == Method::GET && path == self.route_path;
+        let hold = route_read.then(|| self.hold.lock().expect("lock").take()).flatten();
+        Box::pin(async move {
+            if let Some(release) = hold {
+                self.holding.notify_one();
+                let _ = release.await;
+            }
+            index
+        })
     }
-    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
-        parts.headers.remove(hop);
+
+    fn answered(&self, index: usize, status: u16) {
+        self.sent.lock().expect("lock")[index].status = Some(status);
     }
-    let forwarded = http::Request::from_parts(parts, kube::client::Body::from(body.to_vec()));
-    let response = match tap.client.send(forwarded).await {
-        Ok(response) => response,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    tap.sent.lock().expect("lock")[index].status = Some(response.status().as_u16());
-    let (mut parts, body) = response.into_parts();
-    for hop in ["connection", "transfer-encoding"] {
-        parts.headers.remove(hop);
-    }
-    Response::from_parts(parts, AxumBody::new(body))
 }
 
 impl Tap {
-    /// Serves on a free port and writes a kubeconfig pointing there.
-    async fn start(ns: &TestNamespace) -> (Arc<Self>, std::path::PathBuf, tokio::task::JoinHandle<()>) {
-        let tap_state = Arc::new(Tap {
-            client: ns.client.clone(),
+    fn new(ns: &TestNamespace) -> Arc<Self> {
+        Arc::new(Tap {
             route_path: format!(
                 "/apis/gateway.networking.k8s.io/v1/namespaces/{}/httproutes/{NAME}",
                 ns.name
@@ -120,24 +104,7 @@ impl Tap {
             hold: Mutex::new(None),
             holding: Notify::new(),
             sent: Mutex::new(Vec::new()),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let app = axum::Router::new().fallback(tap).with_state(tap_state.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let dir = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp".into());
-        let path = std::path::PathBuf::from(format!("{dir}/tap-{}.kubeconfig", ns.name));
-        let kubeconfig = json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "tap", "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
-            "users": [{"name": "anonymous", "user": {}}],
-            "contexts": [{"name": "tap", "context": {"cluster": "tap", "user": "anonymous"}}],
-            "current-context": "tap",
-        });
-        std::fs::write(&path, kubeconfig.to_string()).expect("write kubeconfig");
-        (tap_state, path, server)
+        })
     }
 
     /// Holds the next read of the route; the returned sender releases it.
@@ -178,65 +145,20 @@ async fn paused_at(ns: &TestNamespace, revision: &str, weight: i32) -> RolloutSt
     .await
 }
 
-/// Every status and every canary weight on the route, as watches see them.
-struct History {
-    statuses: Arc<Mutex<Vec<RolloutStatus>>>,
-    weights: Arc<Mutex<Vec<i32>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl History {
-    fn record(ns: &TestNamespace) -> Self {
-        let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
-        let statuses = Arc::new(Mutex::new(Vec::<RolloutStatus>::new()));
-        let sink = statuses.clone();
-        let rollouts = watcher(ns.api::<Rollout>(), config.clone());
-        let status_task = tokio::spawn(async move {
-            let mut stream = rollouts.default_backoff().applied_objects().boxed();
-            while let Some(next) = stream.next().await {
-                let Some(status) = next.ok().and_then(|r| r.status) else {
-                    continue;
-                };
-                let mut seen = sink.lock().expect("lock");
-                if seen.last() != Some(&status) {
-                    seen.push(status);
-                }
-            }
-        });
-        let weights = Arc::new(Mutex::new(Vec::<i32>::new()));
-        let sink = weights.clone();
-        let routes = watcher(ns.api::<HttpRoute>(), config);
-        let route_task = tokio::spawn(async move {
-            let mut stream = routes.default_backoff().applied_objects().boxed();
-            while let Some(next) = stream.next().await {
-                let Ok(route) = next else { continue };
-                let weight = route
-                    .spec
-                    .rules
-                    .iter()
-                    .flatten()
-                    .flat_map(|r| r.backend_refs.iter().flatten())
-                    .filter(|b| b.name == "demo-canary")
-                    .map(|b| b.weight.unwrap_or(1))
-                    .sum();
-                let mut seen = sink.lock().expect("lock");
-                if seen.last() != Some(&weight) {
-                    seen.push(weight);
-                }
-            }
-        });
-        History {
-            statuses,
-            weights,
-            tasks: vec![status_task, route_task],
-        }
-    }
-}
-
-impl Drop for History {
-    fn drop(&mut self) {
-        self.tasks.iter().for_each(|t| t.abort());
-    }
+/// The canary's weight on the route.
+fn canary_weight(route: HttpRoute) -> Option<i32> {
+    let backends = route
+        .spec
+        .rules
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.backend_refs.into_iter().flatten());
+    Some(
+        backends
+            .filter(|b| b.name == "demo-canary")
+            .map(|b| b.weight.unwrap_or(1))
+            .sum(),
+    )
 }
 
 /// The step indices the rollout to `revision` went through, in order.
@@ -281,20 +203,22 @@ fn log_of(ns: &TestNamespace, identity: &str) -> String {
 #[ignore = "needs the sandbox: make test"]
 async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     let ns = TestNamespace::new("fence").await;
-    let _finalizers = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
-    let (tap, kubeconfig, _server) = Tap::start(&ns).await;
-    let a = ControllerProcess::start_with_kubeconfig(&ns, A, &kubeconfig);
+    let tap = Tap::new(&ns);
+    let proxy = ApiProxy::start(&ns, tap.clone()).await;
+    let a = ControllerProcess::launch(&ns, A).kubeconfig(proxy.kubeconfig()).start();
     wait_holder(&ns, A, Duration::from_secs(20)).await;
-    let _b = ControllerProcess::start_with(&ns, B, &ns.name, &[]);
+    let _b = ControllerProcess::launch(&ns, B).append_log().start();
 
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": NAME}}});
-    create(&ns.api(), &canary_rollout(NAME, NAME, "v1", routing, steps())).await;
-    wait_rollout_within(&ns, NAME, "v1 to become stable", RELEASE_TIMEOUT, |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
+    create_stable_within(
+        &ns,
+        &canary_rollout(NAME, NAME, "v1", routing, steps()),
+        RELEASE_TIMEOUT,
+    )
     .await;
-    let history = History::record(&ns);
+    let statuses = Recorded::watch(ns.api::<Rollout>(), NAME, |r| r.status);
+    let weights = Recorded::watch(ns.api::<HttpRoute>(), NAME, canary_weight);
     release_version(&ns, NAME, "v2").await;
     let rollout = ns.api::<Rollout>().get(NAME).await.expect("rollout");
     let v2 = revision_hash(rollout.spec.template.as_ref().expect("template"));
@@ -358,13 +282,13 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let weights = history.weights.lock().expect("lock").clone();
+    let weights = weights.snapshot();
     assert_eq!(
         weights,
         vec![0, 20, 50, 80, 0],
         "the canary's weight on the route only moved forward"
     );
-    let statuses = history.statuses.lock().expect("lock").clone();
+    let statuses = statuses.snapshot();
     let entered = steps_entered(&statuses, &v2);
     assert!(
         entered.windows(2).all(|w| w[0] < w[1]) && entered.last() == Some(&4),

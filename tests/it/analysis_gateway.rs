@@ -2,14 +2,12 @@
 //! from Prometheus decide the canary's fate. A faulty canary is aborted on its
 //! own, a healthy one promoted, and missing data never passes.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 /// The stable version's error rate in these tests.
 const BASE_ERROR_RATE: &str = "0.01";
@@ -34,43 +32,11 @@ async fn setup_with_stable_rate(
     stable_rate: &str,
 ) -> Setup {
     let ns = TestNamespace::new(prefix).await;
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "demo-stable", "port": 80, "weight": 100},
-                {"name": "demo-canary", "port": 80, "weight": 0},
-            ]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
+    let host = demo_route(&ns).await;
     create(&ns.api(), &analysis).await;
     let controller = ControllerProcess::start(&ns, "a");
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
-            "replicas": 1,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
-            "template": demo_template_with_errors("v1", stable_rate),
-            "strategy": {"canary": {
-                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
-                "steps": [{"weight": 50, "hold": hold}],
-                "scaleDownDelay": "3s",
-            }},
-            "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-        }
-    }))
-    .expect("rollout");
-    create(&ns.api(), &rollout).await;
-    wait_rollout(&ns, "demo", "v1 stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    let rollout: Rollout = analysed_canary(stable_rate, hold);
+    create_stable(&ns, &rollout).await;
     Setup {
         ns,
         host,
@@ -110,6 +76,19 @@ async fn wait_long(ns: &TestNamespace, what: &str, pred: impl Fn(&RolloutStatus)
         rollout_status(ns, "demo").await.filter(|s| pred(s))
     })
     .await
+}
+
+/// Releases v2 and waits for the analysis to pause it, inconclusive;
+/// returns that status and its message.
+async fn paused_inconclusive(s: &Setup) -> (RolloutStatus, String) {
+    release(&s.ns, BASE_ERROR_RATE).await;
+    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
+        st.phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let message = status.message.clone().unwrap_or_default();
+    println!("paused: {message}");
+    (status, message)
 }
 
 fn evidence(status: &RolloutStatus) -> String {
@@ -191,21 +170,16 @@ async fn canary_whose_query_returns_nothing_pauses_inconclusive_and_is_never_pro
     )
     .await;
     let _load = load(&s.host);
-    release(&s.ns, BASE_ERROR_RATE).await;
-    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
-        st.phase == Some(RolloutPhase::Paused)
-    })
-    .await;
-    let message = status.message.clone().unwrap_or_default();
-    println!("paused: {message}");
+    let (status, message) = paused_inconclusive(&s).await;
     assert!(
         message.contains("no_such_metric_total"),
         "the status names the query: {message}"
     );
     let (_, reason, _) = condition_of(&status, "Paused").expect("Paused condition");
     assert_eq!(reason, "Inconclusive");
-    poke(&s.ns, "demo").await;
-    let later = rollout_status(&s.ns, "demo").await.expect("status");
+    // A paused canary is still measured; after the next evaluation, which
+    // finds no data again, it must still be paused.
+    let later = next_evaluation(&s.ns, "demo", &status, Duration::from_secs(200)).await;
     assert_eq!(later.phase, Some(RolloutPhase::Paused), "still paused, never promoted");
     assert_ne!(later.stable_revision, later.canary_revision);
 }
@@ -220,13 +194,7 @@ async fn unreachable_prometheus_is_inconclusive_not_a_crash_or_a_promotion() {
     )
     .await;
     let _load = load(&s.host);
-    release(&s.ns, BASE_ERROR_RATE).await;
-    let status = wait_long(&s.ns, "an inconclusive pause", |st| {
-        st.phase == Some(RolloutPhase::Paused)
-    })
-    .await;
-    let message = status.message.clone().unwrap_or_default();
-    println!("paused: {message}");
+    let (status, message) = paused_inconclusive(&s).await;
     assert!(
         message.contains("127.0.0.1:1") || message.contains("failed"),
         "the status says why: {message}"

@@ -30,7 +30,7 @@ enum Outcome {
 /// The shipped Traefik metrics' judges, alpha split between them as the
 /// controller splits it.
 fn shipped_judges() -> Vec<(String, JudgeSpec)> {
-    let file = include_str!("../analysis-templates/traefik-gateway-api.yaml");
+    let file = include_str!("../../analysis-templates/traefik-gateway-api.yaml");
     let metrics: Vec<_> = serde_yaml::Deserializer::from_str(file)
         .map(|doc| ClusterAnalysisTemplate::deserialize(doc).expect("a shipped template deserializes"))
         .flat_map(|t| t.spec.template.metrics)
@@ -108,6 +108,18 @@ struct Tally {
     runs: usize,
 }
 
+impl Tally {
+    fn assert_promoted_at_least(&self, share: f64) {
+        let (promoted, runs) = (self.promoted, self.runs);
+        assert!(promoted as f64 >= share * runs as f64, "promoted {promoted} of {runs}");
+    }
+
+    fn assert_aborted_at_least(&self, share: f64) {
+        let (aborted, runs) = (self.aborted, self.runs);
+        assert!(aborted as f64 >= share * runs as f64, "aborted {aborted} of {runs}");
+    }
+}
+
 fn tally(error_rate: f64, effect: Effect, runs: u64) -> Tally {
     let outcomes: Vec<Outcome> = (0..runs)
         .map(|seed| roll_out(traffic(error_rate), effect, seed))
@@ -135,67 +147,37 @@ const RUNS: u64 = 100;
 #[test]
 fn a_healthy_canary_at_a_tenth_of_a_percent_errors_is_promoted_within_the_holds() {
     let t = tally(0.001, Effect::None, RUNS);
-    assert!(
-        t.promoted as f64 >= 0.9 * t.runs as f64,
-        "promoted {} of {}",
-        t.promoted,
-        t.runs
-    );
+    t.assert_promoted_at_least(0.9);
     assert!(t.aborted <= 5, "aborted {}", t.aborted);
 }
 
 #[test]
 fn a_healthy_canary_with_no_errors_at_all_is_promoted_within_the_holds() {
     let t = tally(0.0, Effect::None, RUNS);
-    assert!(
-        t.promoted as f64 >= 0.9 * t.runs as f64,
-        "promoted {} of {}",
-        t.promoted,
-        t.runs
-    );
+    t.assert_promoted_at_least(0.9);
 }
 
 #[test]
 fn errors_going_from_a_tenth_of_a_percent_to_one_percent_abort() {
     let t = tally(0.001, Effect::ErrorRatio(10.0), RUNS);
-    assert!(
-        t.aborted as f64 >= 0.95 * t.runs as f64,
-        "aborted {} of {}",
-        t.aborted,
-        t.runs
-    );
+    t.assert_aborted_at_least(0.95);
 }
 
 #[test]
 fn errors_half_a_point_above_stable_abort() {
     // 0.1 % → 0.6 %: the smallest error regression the templates must catch.
     let t = tally(0.001, Effect::ErrorRatio(6.0), RUNS);
-    assert!(
-        t.aborted as f64 >= 0.95 * t.runs as f64,
-        "aborted {} of {}",
-        t.aborted,
-        t.runs
-    );
+    t.assert_aborted_at_least(0.95);
 }
 
 #[test]
 fn a_canary_twenty_percent_slower_aborts() {
     let t = tally(0.001, Effect::LatencyScale(1.2), RUNS);
-    assert!(
-        t.aborted as f64 >= 0.95 * t.runs as f64,
-        "aborted {} of {}",
-        t.aborted,
-        t.runs
-    );
+    t.assert_aborted_at_least(0.95);
 }
 
 #[test]
 fn a_canary_fifty_percent_slower_aborts() {
     let t = tally(0.001, Effect::LatencyScale(1.5), RUNS);
-    assert!(
-        t.aborted as f64 >= 0.95 * t.runs as f64,
-        "aborted {} of {}",
-        t.aborted,
-        t.runs
-    );
+    t.assert_aborted_at_least(0.95);
 }

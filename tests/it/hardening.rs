@@ -3,8 +3,6 @@
 //! tried at once, against one controller watching all namespaces, next to a
 //! bystander canary in a namespace of its own that must be promoted on time.
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,8 +18,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::support::*;
 use siskin::api::{AnalysisTemplate, RolloutPhase, RolloutStatus};
-use support::*;
 
 /// Rollouts whose gate never answers, all in one tenant's namespace: more
 /// than the controller's 32 reconcile slots.
@@ -144,7 +142,7 @@ async fn one_tenant_cannot_stop_starve_or_steer_the_controller() {
     let hostile = TestNamespace::new("hard-hostile").await;
     let bystander = TestNamespace::new("hard-bystander").await;
     let base = hostile_server().await;
-    let mut controller = ControllerProcess::cluster_wide(&system, "a", INSTANCE);
+    let mut controller = ControllerProcess::launch(&system, "a").cluster_wide(INSTANCE).start();
 
     // The bystander and the tenants' Rollouts start at v1.
     let shrink_steps = json!([{"weight": 50}, {"pause": {}}, {"weight": 100}]);

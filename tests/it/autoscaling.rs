@@ -3,15 +3,13 @@
 //! then with a real HPA object. Both revisions follow the new size; the
 //! step, its weight and the route stay where they were.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -44,18 +42,11 @@ async fn wait_sizes(ns: &TestNamespace, (stable, stable_pods): (&str, i32), (can
 #[ignore = "needs the sandbox: make test"]
 async fn scaling_mid_canary_keeps_the_step_and_resizes_both_revisions() {
     let ns = TestNamespace::new("autoscaling").await;
-    let _release = ReleaseFinalizersOnDrop(ns.name.clone());
     demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let mut rollout = canary_rollout("demo", "demo", "v1", routing(), steps());
     rollout.spec.replicas = 2;
-    create(&ns.api::<Rollout>(), &rollout).await;
-    let v1 = wait_rollout_within(&ns, "demo", "v1 stable", TIMEOUT, |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision
-    .expect("stable");
+    let v1 = create_stable_within(&ns, &rollout, TIMEOUT).await;
     release_version(&ns, "demo", "v2").await;
     let status = wait_rollout_within(&ns, "demo", "the canary paused at 50%", TIMEOUT, paused_at_half).await;
     let v2 = status.canary_revision.expect("canary");

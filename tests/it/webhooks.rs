@@ -4,13 +4,12 @@
 //! then aborts the rollout, while another Rollout's hook is still in
 //! flight.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,7 +17,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::json;
 use siskin::api::{AbortReason, Rollout, RolloutPhase};
-use support::*;
 
 /// What the webhook server has seen and will answer.
 #[derive(Default)]
@@ -99,13 +97,20 @@ fn notified(hooks: &Hooks, kind: &str, reason: &str) -> bool {
         .any(|(k, r)| k == kind && (reason.is_empty() || r == reason))
 }
 
+/// A test namespace with the demo route, a controller, and the webhook
+/// server at the returned base URL.
+async fn hooked_namespace(prefix: &str) -> (TestNamespace, Arc<Hooks>, String, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    let (hooks, base) = serve().await;
+    demo_route(&ns).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, hooks, base, controller)
+}
+
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn confirm_promotion_webhook_holds_on_no_and_promotes_on_yes() {
-    let ns = TestNamespace::new("hooks-confirm").await;
-    let (hooks, base) = serve().await;
-    demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, hooks, base, _controller) = hooked_namespace("hooks-confirm").await;
     let rollout = hooked_rollout(
         "demo",
         json!([
@@ -114,12 +119,7 @@ async fn confirm_promotion_webhook_holds_on_no_and_promotes_on_yes() {
             {"name": "done", "type": "postRollout", "url": format!("{base}/notify")},
         ]),
     );
-    create(&ns.api(), &rollout).await;
-    let v1 = wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision;
+    let v1 = Some(create_stable(&ns, &rollout).await);
 
     release_version(&ns, "demo", "v2").await;
     let held = wait_rollout(&ns, "demo", "the webhook to say no", |s| {
@@ -158,10 +158,7 @@ async fn confirm_promotion_webhook_holds_on_no_and_promotes_on_yes() {
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_carry_on() {
-    let ns = TestNamespace::new("hooks-timeout").await;
-    let (hooks, base) = serve().await;
-    demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, hooks, base, _controller) = hooked_namespace("hooks-timeout").await;
     let rollout = hooked_rollout(
         "demo",
         json!([
@@ -173,19 +170,16 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
     create(&ns.api(), &rollout).await;
     // Another Rollout, without a router, whose gate does not answer until
     // the end of the test: its reconcile stays inside that one call.
-    let other: Rollout = serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "other"},
-        "spec": {
+    let other: Rollout = demo_rollout(
+        "other",
+        json!({
             "replicas": 1,
-            "service": {"name": "other", "port": 80, "targetPort": 8080},
             "template": demo_template("v1"),
             "strategy": {"canary": {"steps": [{"weight": 50}]}},
             "webhooks": [{"name": "held", "type": "confirmPromotion", "url": format!("{base}/hold"),
                            "timeout": "30s", "retries": 100, "onFailure": "pause"}],
-        }
-    }))
-    .expect("rollout");
+        }),
+    );
     create(&ns.api(), &other).await;
     for name in ["demo", "other"] {
         wait_rollout(&ns, name, "v1 to become stable", |s| {

@@ -5,15 +5,13 @@
 //! promotion ends at 100/0 on the canary's own pods. An A/B test puts one
 //! named route of Siskin's first and takes it off again.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 use siskin::api::RolloutPhase;
-use support::*;
 
 fn virtual_services(ns: &TestNamespace) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
@@ -167,27 +165,20 @@ async fn ab_test_on_a_virtual_service_adds_one_named_route_first_and_removes_it_
     virtual_service(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let rollout = |version: &str| -> siskin::api::Rollout {
-        serde_json::from_value(json!({
-            "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-            "metadata": {"name": "demo"},
-            "spec": {
+        demo_rollout(
+            "demo",
+            json!({
                 "replicas": 1,
-                "service": {"name": "demo", "port": 80, "targetPort": 8080},
                 "template": demo_template(version),
                 "strategy": {"abTest": {
                     "trafficRouting": {"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}},
                     "match": [{"headers": [{"name": "x-tester", "value": "yes"}]}],
                     "scaleDownDelay": "3s",
                 }},
-            }
-        }))
-        .expect("rollout")
+            }),
+        )
     };
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_routes = http_routes(&ns).await;
 
     release_version(&ns, "demo", "v2").await;
@@ -308,11 +299,7 @@ async fn in_mirror_stage(ns: &TestNamespace) -> (Value, ControllerProcess) {
     let mut rollout = canary_rollout("demo", "demo", "v1", routing, json!([{"weight": 20}, {"pause": {}}]));
     rollout.spec.strategy.canary.as_mut().expect("canary").mirror =
         serde_json::from_value(json!({"percent": 50, "hold": {"min": "1h"}})).expect("mirror");
-    create(&ns.api(), &rollout).await;
-    wait_rollout(ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(ns, &rollout).await;
     assert_eq!(http_routes(ns).await, before, "no mirror before a release");
     release_version(ns, "demo", "v2").await;
     wait_rollout(ns, "demo", "the mirror stage holding", |s| {

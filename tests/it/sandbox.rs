@@ -2,14 +2,12 @@
 //! Ready pods served by real demo-app processes, Traefik splits traffic by
 //! HTTPRoute weights, and Prometheus counts what was sent.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use support::*;
 
 /// Two demo versions behind `app-v1` / `app-v2` and an HTTPRoute splitting
 /// between them; the route's hostname is the namespace, so tests never share
@@ -23,20 +21,12 @@ async fn two_versions_behind_a_route(ns: &TestNamespace, v1_weight: i32, v2_weig
         )
         .await;
     }
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [
-                {"name": "app-v1", "port": 80, "weight": v1_weight},
-                {"name": "app-v2", "port": 80, "weight": v2_weight},
-            ]}]
-        }
-    }))
-    .expect("route object");
-    create(&ns.api(), &route).await;
+    let host = test_host(ns);
+    let backends = json!([
+        {"name": "app-v1", "port": 80, "weight": v1_weight},
+        {"name": "app-v2", "port": 80, "weight": v2_weight},
+    ]);
+    gateway_route(ns, "demo", &host, backends).await;
     wait_ready(ns, "demo-v1", 2).await;
     wait_ready(ns, "demo-v2", 2).await;
     // Ready pods may still be a few hundred ms from their process listening,
@@ -48,7 +38,7 @@ async fn two_versions_behind_a_route(ns: &TestNamespace, v1_weight: i32, v2_weig
         || async {
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..40 {
-                let resp = http.get(GATEWAY_URL).header("host", &host).send().await.ok()?;
+                let resp = get_via_gateway(&http, &host).await?;
                 if resp.status() != 200 {
                     return None;
                 }
@@ -99,20 +89,8 @@ async fn demo_deployment_gets_ready_pods_that_answer_with_their_version() {
 async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds() {
     let ns = TestNamespace::new("sandbox-split").await;
     let host = two_versions_behind_a_route(&ns, 80, 20).await;
-    let host_header = format!("host:{host}");
-    let url = format!("{GATEWAY_URL}/");
 
-    let summary = loadgen(&[
-        "--url",
-        &url,
-        "--rate",
-        "400",
-        "--requests",
-        "2000",
-        "--header",
-        &host_header,
-    ])
-    .await;
+    let summary = through_gateway(&host, 400, 2000).await;
     assert_eq!(
         count(&summary, "by_status", "200"),
         2000,
@@ -142,7 +120,7 @@ async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds()
     let took = eventually("the 50/50 weights to take effect", Duration::from_secs(30), || async {
         let mut v2 = 0;
         for _ in 0..100 {
-            let resp = http.get(&url).header("host", &host).send().await.ok()?;
+            let resp = get_via_gateway(&http, &host).await?;
             v2 += usize::from(resp.headers().get("x-version").is_some_and(|v| v == "v2"));
         }
         (v2 >= 40).then(|| changed_at.elapsed())
@@ -151,17 +129,7 @@ async fn httproute_weights_split_live_traffic_and_changes_apply_within_seconds()
     println!("weights 80/20 → 50/50 took effect in {:.2}s", took.as_secs_f64());
     assert!(took < Duration::from_secs(10), "took {took:?}");
 
-    let summary = loadgen(&[
-        "--url",
-        &url,
-        "--rate",
-        "400",
-        "--requests",
-        "2000",
-        "--header",
-        &host_header,
-    ])
-    .await;
+    let summary = through_gateway(&host, 400, 2000).await;
     let v2_share = count(&summary, "by_version", "v2") as f64 / 2000.0;
     println!("50/50 route: v2 got {:.1}% of 2000 requests", v2_share * 100.0);
     assert!(
@@ -202,17 +170,7 @@ async fn prometheus_counts_per_service_match_what_was_sent() {
         traefik_requests(&prom, &ns.name, "app-v1").await.unwrap_or(before.0),
         traefik_requests(&prom, &ns.name, "app-v2").await.unwrap_or(before.1),
     );
-    let summary = loadgen(&[
-        "--url",
-        &format!("{GATEWAY_URL}/"),
-        "--rate",
-        "300",
-        "--requests",
-        "600",
-        "--header",
-        &format!("host:{host}"),
-    ])
-    .await;
+    let summary = through_gateway(&host, 300, 600).await;
     let sent = (
         count(&summary, "by_version", "v1") as f64,
         count(&summary, "by_version", "v2") as f64,

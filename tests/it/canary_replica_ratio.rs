@@ -2,15 +2,12 @@
 //! and canary revisions share the user's one Service, so the canary's share
 //! of live traffic is its share of the pods (9 stable : 1 canary is 10 %).
 
-mod support;
-
 use std::time::Duration;
 
-use gateway_api::httproutes::HttpRoute;
+use crate::support::*;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase};
-use support::*;
 
 const REPLICAS: i32 = 10;
 
@@ -19,35 +16,23 @@ const REPLICAS: i32 = 10;
 async fn user_service_and_route(ns: &TestNamespace) -> String {
     let svc: Service = service("demo", &[("app", "demo")]);
     create(&ns.api(), &svc).await;
-    let host = format!("{}.sandbox.test", ns.name);
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": "demo"},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [{"name": "demo", "port": 80}]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
+    let host = test_host(ns);
+    gateway_route(ns, "demo", &host, json!([{"name": "demo", "port": 80}])).await;
     host
 }
 
 fn rollout(version: &str) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": REPLICAS,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template(version),
             "strategy": {"canary": {
                 "steps": [{"weight": 10}, {"pause": {}}],
                 "scaleDownDelay": "3s",
             }},
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// The share of `requests` answered by `version` through Traefik, after
@@ -91,13 +76,7 @@ async fn replica_ratio_canary_gets_its_pod_share_of_one_service_then_all_on_prom
     let ns = TestNamespace::new("canary-ratio").await;
     let host = user_service_and_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    let v1 = wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision
-    .expect("stable revision");
+    let v1 = create_stable(&ns, &rollout("v1")).await;
     wait_pods(&ns, "ten v1 pods", &[(&v1, 10)]).await;
     wait_serving(&host).await;
     assert_eq!(share_of(&host, "v1", 300).await, 1.0, "before a release all on v1");

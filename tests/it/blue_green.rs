@@ -4,19 +4,17 @@
 //! moves it back with one write. Both switches: the stable Service's
 //! selector, and the weights of an HTTPRoute.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use serde_json::json;
 use siskin::api::{AbortReason, Rollout, RolloutPhase};
-use support::*;
 
 const REPLICAS: i32 = 2;
 
@@ -30,31 +28,29 @@ fn rollout(version: &str, routing: serde_json::Value, auto_promote: bool) -> Rol
     if auto_promote {
         strategy["previewDuration"] = json!("15s");
     }
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": REPLICAS,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template(version),
             "strategy": {"blueGreen": strategy},
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
-/// A route for `host` sending everything to one Service.
-async fn route_to(ns: &TestNamespace, name: &str, host: &str, service: &str) {
-    let route: HttpRoute = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-            "hostnames": [host],
-            "rules": [{"backendRefs": [{"name": service, "port": 80}]}]
-        }
-    }))
-    .expect("route");
-    create(&ns.api(), &route).await;
+/// Route `demo-preview` to the preview (canary) Service; its hostname.
+async fn preview_route(ns: &TestNamespace) -> String {
+    let host = format!("preview.{}", test_host(ns));
+    gateway_route(ns, "demo-preview", &host, json!([{"name": "demo-canary", "port": 80}])).await;
+    host
+}
+
+/// Route `demo` to the stable Service, the active one, as users call it
+/// without a router; its hostname.
+async fn live_route_to_stable(ns: &TestNamespace) -> String {
+    let host = test_host(ns);
+    gateway_route(ns, "demo", &host, json!([{"name": "demo-stable", "port": 80}])).await;
+    host
 }
 
 /// Answers by version to a short burst through Traefik; `None` unless
@@ -187,11 +183,8 @@ async fn release_switch_and_roll_back(ns: &TestNamespace, live: &str, preview: &
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_one_write() {
     let ns = TestNamespace::new("bg-selector").await;
-    let live = format!("{}.sandbox.test", ns.name);
-    let preview = format!("preview.{}.sandbox.test", ns.name);
-    // Without a router users call the stable Service, the active one.
-    route_to(&ns, "demo", &live, "demo-stable").await;
-    route_to(&ns, "demo-preview", &preview, "demo-canary").await;
+    let live = live_route_to_stable(&ns).await;
+    let preview = preview_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     create(&ns.api(), &rollout("v1", serde_json::Value::Null, false)).await;
     release_switch_and_roll_back(&ns, &live, &preview, false, true).await;
@@ -203,8 +196,7 @@ async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_on
 async fn blue_green_on_an_http_route_switches_the_weights_and_rolls_back_with_one_write() {
     let ns = TestNamespace::new("bg-route").await;
     let live = demo_route(&ns).await;
-    let preview = format!("preview.{}.sandbox.test", ns.name);
-    route_to(&ns, "demo-preview", &preview, "demo-canary").await;
+    let preview = preview_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": "demo"}}});
     create(&ns.api(), &rollout("v1", routing, true)).await;
@@ -240,23 +232,15 @@ fn steady_load(host: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<B
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_live_traffic_reaches_it() {
     let ns = TestNamespace::new("bg-analysis").await;
-    let live = format!("{}.sandbox.test", ns.name);
-    let preview = format!("preview.{}.sandbox.test", ns.name);
-    route_to(&ns, "demo", &live, "demo-stable").await;
-    route_to(&ns, "demo-preview", &preview, "demo-canary").await;
+    let live = live_route_to_stable(&ns).await;
+    let preview = preview_route(&ns).await;
     create(
         &ns.api(),
         &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
     )
     .await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1", serde_json::Value::Null, true)).await;
-    let v1 = wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await
-    .stable_revision
-    .expect("stable revision");
+    let v1 = create_stable(&ns, &rollout("v1", serde_json::Value::Null, true)).await;
     wait_all_on(&live, "v1", "Traefik to serve v1").await;
 
     let stop = Arc::new(AtomicBool::new(false));

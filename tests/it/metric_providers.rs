@@ -5,16 +5,14 @@
 //! aborted, and a wrong password or an untrusted certificate is
 //! inconclusive, named, and never promoted.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 /// The second Prometheus' user and password, and the password's bcrypt hash
 /// for its `--web.config.file` (python3 `bcrypt.hashpw(b"canary-s3cret",
@@ -219,7 +217,6 @@ async fn create_template(ns: &TestNamespace, template: &AnalysisTemplate) {
 struct Scenario {
     /// First field, dropped first: a failed scenario still lets its
     /// namespace go.
-    _finalizers: ReleaseFinalizersOnDrop,
     ns: TestNamespace,
     host: String,
     _controller: ControllerProcess,
@@ -242,29 +239,9 @@ async fn scenario(
     }
     create_template(&ns, &template).await;
     let controller = ControllerProcess::start(&ns, "a");
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
-            "replicas": 1,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
-            "template": demo_template_with_errors("v1", stable_rate),
-            "strategy": {"canary": {
-                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
-                "steps": [{"weight": 50, "hold": hold}],
-                "scaleDownDelay": "3s",
-            }},
-            "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-        }
-    }))
-    .expect("rollout");
-    create(&ns.api(), &rollout).await;
-    wait_rollout_within(&ns, "demo", "v1 stable", Duration::from_secs(150), |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    let rollout: Rollout = analysed_canary(stable_rate, hold);
+    create_stable_within(&ns, &rollout, Duration::from_secs(150)).await;
     Scenario {
-        _finalizers: ReleaseFinalizersOnDrop(ns.name.clone()),
         ns,
         host,
         _controller: controller,
@@ -344,12 +321,51 @@ impl Scenario {
             message.contains(cause),
             "the condition names the cause ({cause}): {message}"
         );
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let later = rollout_status(&self.ns, "demo").await.expect("status");
+        let later = next_evaluation(&self.ns, "demo", &status, Duration::from_secs(120)).await;
         assert_eq!(later.phase, Some(RolloutPhase::Paused), "still paused");
         assert_ne!(later.stable_revision, later.canary_revision, "never promoted");
         delete_rollouts(&self.ns).await;
     }
+}
+
+/// What a scenario's release must come to.
+enum Expected {
+    Promoted,
+    Aborted,
+    /// Paused, with a condition naming this cause.
+    Inconclusive(&'static str),
+}
+
+impl Expected {
+    /// Stable's error rate and the step's hold for the scenario: a faulty
+    /// canary's hold outlasts the test, so only the analysis ends it.
+    fn stable_rate_and_hold(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            Expected::Promoted => (BASE_RATE, json!({"min": "10s", "max": "200s"})),
+            Expected::Aborted => (FAULTY_STABLE_RATE, json!({"min": "200s", "max": "220s"})),
+            Expected::Inconclusive(_) => (BASE_RATE, json!({"min": "5s", "max": "60s"})),
+        }
+    }
+}
+
+/// A scenario: its namespace prefix, its Secrets, and what it must come to.
+struct Case(&'static str, Vec<Secret>, Expected);
+
+/// Runs the cases side by side, each in its namespace with `template`.
+async fn run_side_by_side(template: impl Fn() -> AnalysisTemplate, cases: Vec<Case>) {
+    let runs = cases.into_iter().map(|Case(prefix, secrets, expected)| {
+        let (stable_rate, hold) = expected.stable_rate_and_hold();
+        let template = template();
+        async move {
+            let s = scenario(prefix, template, secrets, stable_rate, hold).await;
+            match expected {
+                Expected::Promoted => s.promoted().await,
+                Expected::Aborted => s.aborted().await,
+                Expected::Inconclusive(cause) => s.inconclusive(cause).await,
+            }
+        }
+    });
+    futures::future::join_all(runs).await;
 }
 
 #[tokio::test]
@@ -358,53 +374,22 @@ async fn prometheus_behind_basic_auth_and_tls_decides_canaries_and_a_wrong_passw
     let prometheus = SecuredPrometheus::start().await;
     let ca = credentials("prom-ca", &[("ca.crt", &prometheus.ca_pem)]);
     let auth = |password: &str| credentials("prom-auth", &[("username", USER), ("password", password)]);
-    let template = || secured_template(&prometheus.address);
-    let healthy = async {
-        let s = scenario(
-            "auth-healthy",
-            template(),
-            vec![auth(PASSWORD), ca.clone()],
-            BASE_RATE,
-            json!({"min": "10s", "max": "200s"}),
-        )
-        .await;
-        s.promoted().await;
-    };
-    let faulty = async {
-        let s = scenario(
-            "auth-faulty",
-            template(),
-            vec![auth(PASSWORD), ca.clone()],
-            FAULTY_STABLE_RATE,
-            json!({"min": "200s", "max": "220s"}),
-        )
-        .await;
-        s.aborted().await;
-    };
-    let wrong = async {
-        let s = scenario(
+    let other_ca = credentials("prom-ca", &[("ca.crt", &other_ca())]);
+    let cases = vec![
+        Case("auth-healthy", vec![auth(PASSWORD), ca.clone()], Expected::Promoted),
+        Case("auth-faulty", vec![auth(PASSWORD), ca.clone()], Expected::Aborted),
+        Case(
             "auth-wrong",
-            template(),
             vec![auth("not-the-password"), ca.clone()],
-            BASE_RATE,
-            json!({"min": "5s", "max": "60s"}),
-        )
-        .await;
-        s.inconclusive("HTTP 401: the credentials were refused").await;
-    };
-    let untrusted = async {
-        let other_ca = other_ca();
-        let s = scenario(
+            Expected::Inconclusive("HTTP 401: the credentials were refused"),
+        ),
+        Case(
             "auth-untrusted",
-            template(),
-            vec![auth(PASSWORD), credentials("prom-ca", &[("ca.crt", &other_ca)])],
-            BASE_RATE,
-            json!({"min": "5s", "max": "60s"}),
-        )
-        .await;
-        s.inconclusive("TLS handshake failed").await;
-    };
-    tokio::join!(healthy, faulty, wrong, untrusted);
+            vec![auth(PASSWORD), other_ca],
+            Expected::Inconclusive("TLS handshake failed"),
+        ),
+    ];
+    run_side_by_side(|| secured_template(&prometheus.address), cases).await;
 }
 
 /// The key the counts endpoint requires in `X-Api-Key`.
@@ -487,27 +472,9 @@ fn web_template(port: u16) -> AnalysisTemplate {
 async fn web_provider_counts_from_a_json_endpoint_promote_a_healthy_canary_and_abort_a_faulty_one() {
     let port = start_counts_server().await;
     let key = || credentials("counts-key", &[("key", COUNTS_KEY)]);
-    let healthy = async {
-        let s = scenario(
-            "web-healthy",
-            web_template(port),
-            vec![key()],
-            BASE_RATE,
-            json!({"min": "10s", "max": "200s"}),
-        )
-        .await;
-        s.promoted().await;
-    };
-    let faulty = async {
-        let s = scenario(
-            "web-faulty",
-            web_template(port),
-            vec![key()],
-            FAULTY_STABLE_RATE,
-            json!({"min": "200s", "max": "220s"}),
-        )
-        .await;
-        s.aborted().await;
-    };
-    tokio::join!(healthy, faulty);
+    let cases = vec![
+        Case("web-healthy", vec![key()], Expected::Promoted),
+        Case("web-faulty", vec![key()], Expected::Aborted),
+    ];
+    run_side_by_side(|| web_template(port), cases).await;
 }

@@ -4,60 +4,46 @@
 //! ready, sampled throughout; a regression found by the analysis half-way
 //! walks back to the old revision under the same bounds.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use siskin::api::{AnalysisTemplate, Rollout, RolloutPhase};
-use support::*;
 
 const REPLICAS: usize = 5;
 const MAX_SURGE: usize = 1;
 const MAX_UNAVAILABLE: usize = 0;
 
 fn rollout() -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": REPLICAS,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template_with_errors("v1", "0"),
             "strategy": {"rolling": {
                 "maxSurge": MAX_SURGE,
                 "maxUnavailable": MAX_UNAVAILABLE,
                 "batchHold": {"min": "3s"},
             }},
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// The demo app's own per-pod counters; `{{revision}}` picks each arm's
 /// pods, which share the one Service.
 fn error_template() -> AnalysisTemplate {
     let pods = r#"namespace="{{namespace}}",pod=~"{{rollout}}-{{revision}}-.*""#;
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "errors"},
-        "spec": {"metrics": [{
-            "name": "error-rate",
-            "provider": {"prometheus": {"address": PROMETHEUS_URL}},
-            "counts": {
-                "total": format!("sum(demo_requests_total{{{pods}}})"),
-                "errors": format!(r#"sum(demo_requests_total{{{pods},code=~"5.."}})"#),
-            },
-            "judge": {"sequential": {"alpha": 0.05, "tolerance": 0.25, "margin": 1.0}},
-        }]}
-    }))
-    .expect("template")
+    error_count_template(
+        PROMETHEUS_URL,
+        format!("sum(demo_requests_total{{{pods}}})"),
+        format!(r#"sum(demo_requests_total{{{pods},code=~"5.."}})"#),
+    )
 }
 
 /// The extremes seen by the pod sampler.

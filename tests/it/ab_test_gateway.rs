@@ -3,16 +3,14 @@
 //! adds to the user's route; promotion removes that rule again, leaving the
 //! route exactly as the user wrote it.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use gateway_api::httproutes::HttpRoute;
 use serde_json::{Value, json};
 use siskin::api::{AbortReason, Rollout, RolloutPhase};
-use support::*;
 
 const AB_RULE: &str = "siskin-ab-demo";
 /// The header of beta users, as the load generator sends it.
@@ -24,12 +22,10 @@ fn rollout(version: &str) -> Rollout {
 
 /// The demo A/B test, sending requests that match `matches` to the canary.
 fn rollout_matching(version: &str, matches: Value) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "siskin.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "demo"},
-        "spec": {
+    demo_rollout(
+        "demo",
+        json!({
             "replicas": 2,
-            "service": {"name": "demo", "port": 80, "targetPort": 8080},
             "template": demo_template(version),
             "strategy": {"abTest": {
                 "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "demo"}}},
@@ -37,15 +33,23 @@ fn rollout_matching(version: &str, matches: Value) -> Rollout {
                 "duration": "1h",
                 "scaleDownDelay": "3s",
             }},
-        }
-    }))
-    .expect("rollout")
+        }),
+    )
 }
 
 /// The route's rules as the API server holds them (with its defaults).
 async fn rules(ns: &TestNamespace) -> Value {
     let route = ns.api::<HttpRoute>().get("demo").await.expect("route");
     serde_json::to_value(route.spec.rules.unwrap_or_default()).expect("rules as JSON")
+}
+
+/// The route's rules once the A/B rule is gone.
+async fn rules_once_ab_rule_removed(ns: &TestNamespace) -> Value {
+    eventually("the A/B rule removed", Duration::from_secs(30), || async {
+        let rules = rules(ns).await;
+        (!has_ab_rule(&rules)).then_some(rules)
+    })
+    .await
 }
 
 fn has_ab_rule(rules: &Value) -> bool {
@@ -103,11 +107,7 @@ async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restor
     let ns = TestNamespace::new("ab-gw").await;
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     wait_all_on(&host, None, "v1").await;
 
@@ -138,11 +138,7 @@ async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restor
     })
     .await;
     assert_eq!(promoted.stable_revision, status.canary_revision, "v2 is stable");
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again, at 100/0");
     wait_all_on(&host, None, "v2").await;
     assert_eq!(versions(&host, Some(BETA), 300).await, json!({"v2": 300}));
@@ -156,11 +152,7 @@ async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
     let ns = TestNamespace::new("ab-abort").await;
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     release_version(&ns, "demo", "v2").await;
     wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
@@ -174,11 +166,7 @@ async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
         s.phase == Some(RolloutPhase::Aborted)
     })
     .await;
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, Some(BETA), "v1").await;
     assert_eq!(versions(&host, Some(BETA), 300).await, json!({"v1": 300}));
@@ -208,11 +196,7 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
     )
     .await;
     let _controller = ControllerProcess::start(&ns, "a");
-    create(&ns.api(), &rollout("v1")).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     wait_all_on(&host, None, "v1").await;
 
@@ -237,11 +221,7 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
     let abort = aborted.abort.expect("abort recorded");
     println!("A/B with analysis: {}", abort.message);
     assert_eq!(abort.reason, AbortReason::Regression, "{}", abort.message);
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, Some(BETA), "v1").await;
     delete_rollouts(&ns).await;
@@ -257,11 +237,7 @@ async fn ab_test_by_cookie_sends_only_requests_with_that_cookie_to_the_canary() 
     let host = demo_route(&ns).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let by_cookie = json!([{"cookie": {"name": "canary", "value": "always"}}]);
-    create(&ns.api(), &rollout_matching("v1", by_cookie)).await;
-    wait_rollout(&ns, "demo", "v1 to become stable", |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.is_some()
-    })
-    .await;
+    create_stable(&ns, &rollout_matching("v1", by_cookie)).await;
     let users_rules = rules(&ns).await;
     release_version(&ns, "demo", "v2").await;
     wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
@@ -287,11 +263,7 @@ async fn ab_test_by_cookie_sends_only_requests_with_that_cookie_to_the_canary() 
     println!("A/B by cookie through Traefik: {}", seen.join(", "));
 
     siskin(&["abort", "demo", "-n", &ns.name]).await;
-    let after = eventually("the A/B rule removed", Duration::from_secs(30), || async {
-        let rules = rules(&ns).await;
-        (!has_ab_rule(&rules)).then_some(rules)
-    })
-    .await;
+    let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     delete_rollouts(&ns).await;
 }

@@ -3,13 +3,11 @@
 //! queued before their first step, and they start one at a time, oldest
 //! first, as the ones before them finish.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase, RolloutStatus};
-use support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const NAMES: [&str; 3] = ["a", "b", "c"];
@@ -49,9 +47,9 @@ async fn in_progress(ns: &TestNamespace) -> usize {
 #[ignore = "needs the sandbox: make test"]
 async fn the_cap_queues_extra_rollouts_and_starts_them_oldest_first() {
     let ns = TestNamespace::new("rollout-queue").await;
-    let _release = ReleaseFinalizersOnDrop(ns.name.clone());
-    let _controller =
-        ControllerProcess::start_with(&ns, "a", &ns.name.clone(), &[("SISKIN_MAX_ROLLOUTS_IN_PROGRESS", "1")]);
+    let _controller = ControllerProcess::launch(&ns, "a")
+        .env("SISKIN_MAX_ROLLOUTS_IN_PROGRESS", "1")
+        .start();
     for name in NAMES {
         create(&ns.api::<Rollout>(), &rollout(name)).await;
     }

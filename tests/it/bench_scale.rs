@@ -10,8 +10,19 @@
 //! gives each canary one pod, which lands on a kwok node of the benchmark's
 //! own. The image is not a demo-app image, so the pod runner starts nothing.
 //!
-//! Run inside the sandbox (`tests/sandbox/sandbox exec -- ...`); it starts
-//! its own controller in a fresh namespace and deletes everything it made.
+//! A test only so that it shares the sandbox harness; `make test` leaves it
+//! out. Run it inside the sandbox, in release, with its flags in
+//! `SISKIN_BENCH_ARGS` (docs/benchmarks.md):
+//!
+//! ```sh
+//! SISKIN_BENCH_ARGS="--rollouts 300 --timeout 900" tests/sandbox/sandbox exec -- \
+//!     cargo test --offline --release --test it bench_scale:: -- --ignored --nocapture
+//! ```
+//!
+//! It starts its own controller in a fresh namespace and deletes everything
+//! it made.
+
+mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -26,12 +37,18 @@ use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use siskin::api::{Rollout, RolloutPhase};
 
+use crate::support::{ControllerProcess, TestNamespace, http};
+use report::{Phase, Report};
+
 #[derive(Parser, Debug)]
-#[command(about = "Scale benchmark of the Siskin controller on the sandbox")]
+#[command(
+    name = "SISKIN_BENCH_ARGS",
+    about = "Scale benchmark of the Siskin controller on the sandbox"
+)]
 struct Args {
     /// Rollouts to create.
     #[arg(long, default_value_t = 100)]
@@ -48,7 +65,7 @@ struct Args {
     /// Rollouts without trafficRouting (replica-ratio canaries, no HTTPRoute).
     #[arg(long)]
     no_route: bool,
-    /// The controller binary (default: `siskin` next to this one).
+    /// The controller binary (default: the one cargo built with the tests).
     #[arg(long)]
     controller: Option<PathBuf>,
     /// The controller's `--concurrency`.
@@ -63,6 +80,14 @@ struct Args {
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+}
+
+impl Args {
+    /// The flags in `SISKIN_BENCH_ARGS`, as a command line would give them.
+    fn from_env() -> Args {
+        let flags = std::env::var("SISKIN_BENCH_ARGS").unwrap_or_default();
+        Args::parse_from(std::iter::once("SISKIN_BENCH_ARGS").chain(flags.split_whitespace()))
+    }
 }
 
 const IMAGE: &str = "registry.invalid/noop";
@@ -202,68 +227,10 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// Reconcile-latency quantile of the histogram's increase between two
-/// samples, interpolated linearly inside its bucket; `None` without data,
-/// `Err(top)` when it lies beyond the top bucket edge `top`.
-fn quantile(from: &Sample, to: &Sample, q: f64) -> Option<Result<f64, f64>> {
-    let prefix = "siskin_reconcile_duration_seconds_bucket{le=\"";
-    let mut buckets: Vec<(f64, f64)> = to
-        .series
-        .iter()
-        .filter_map(|(k, v)| {
-            let le = k.strip_prefix(prefix)?.strip_suffix("\"}")?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
-            Some((le, v - from.get(k)))
-        })
-        .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total = buckets.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    let target = q * total;
-    let (mut lower, mut below) = (0.0, 0.0);
-    for (le, count) in buckets {
-        if count >= target {
-            if le.is_infinite() {
-                return Some(Err(lower));
-            }
-            let within = if count > below {
-                (target - below) / (count - below)
-            } else {
-                1.0
-            };
-            return Some(Ok(lower + (le - lower) * within));
-        }
-        (lower, below) = (le, count);
-    }
-    None
-}
-
-/// The share of reconciles between two samples that took at most `le` seconds
-/// (an exact bucket edge).
-fn share_within(from: &Sample, to: &Sample, le: &str) -> Option<f64> {
-    let key = format!("siskin_reconcile_duration_seconds_bucket{{le=\"{le}\"}}");
-    let count = "siskin_reconcile_duration_seconds_count";
-    let total = to.get(count) - from.get(count);
-    (total > 0.0 && to.series.contains_key(&key)).then(|| (to.get(&key) - from.get(&key)) / total)
-}
-
-struct Phase {
-    name: &'static str,
-    rollouts: usize,
-    /// Until the phase's goal was reached; `to` is taken once the controller
-    /// went quiet afterwards.
-    took: Duration,
-    from: Sample,
-    to: Sample,
-}
-
 struct Bench {
     args: Args,
-    client: Client,
-    ns: String,
-    controller: Option<tokio::process::Child>,
+    ns: TestNamespace,
+    controller: Option<ControllerProcess>,
     pid: u32,
     tracker: Tracker,
     /// Round trips of a GET the benchmark sends every 500 ms: what one API
@@ -275,20 +242,10 @@ struct Bench {
 impl Bench {
     /// Creates the namespace and the node, then starts the controller.
     async fn start(args: Args) -> anyhow::Result<Bench> {
-        let client = Client::try_default().await.context("a kube client (KUBECONFIG)")?;
-        let ns = format!("bench-scale-{:06}", rand::random::<u32>() % 1_000_000);
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"siskin.io/bench": "true"}}}))?;
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .context("creating the benchmark namespace")?;
-        let logs =
-            std::env::var("SISKIN_SANDBOX").map_or_else(|_| PathBuf::from("/tmp"), |d| PathBuf::from(d).join("logs"));
+        let ns = TestNamespace::new("bench-scale").await;
         let mut bench = Bench {
             args,
-            client,
-            log: logs.join(format!("controller-{ns}.log")),
+            log: PathBuf::new(),
             ns,
             controller: None,
             pid: 0,
@@ -310,9 +267,9 @@ impl Bench {
     fn node(&self) -> anyhow::Result<Node> {
         Ok(serde_json::from_value(json!({
             "metadata": {
-                "name": self.ns,
+                "name": self.ns.name,
                 "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
-                "labels": {"kubernetes.io/hostname": self.ns, "type": "kwok", "siskin.io/bench": "true"},
+                "labels": {"kubernetes.io/hostname": self.ns.name, "type": "kwok", "siskin.io/bench": "true"},
             },
             "spec": {
                 "podCIDR": "10.245.0.0/16",
@@ -326,45 +283,26 @@ impl Bench {
     }
 
     async fn launch(&mut self) -> anyhow::Result<()> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
+        let nodes: Api<Node> = Api::all(self.ns.client.clone());
         nodes
             .create(&PostParams::default(), &self.node()?)
             .await
             .context("creating the benchmark node")?;
-        let binary = match &self.args.controller {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?.with_file_name("siskin"),
-        };
-        let ns = &self.ns;
-        let file = std::fs::File::create(&self.log).with_context(|| format!("creating {}", self.log.display()))?;
-        let child = tokio::process::Command::new(&binary)
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--lease-namespace",
-                ns,
-                "--identity",
-                "bench",
-            ])
-            .args(["--concurrency", &self.args.concurrency.to_string()])
-            // Webhook servers and Prometheus, if any, are on loopback.
-            .args(["--allow-destination", "127.0.0.0/8"])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.args.metrics_port)])
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .kill_on_drop(true)
-            // Its own process group: a Ctrl-C reaches only the benchmark,
-            // which still needs the controller to release finalizers.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        self.pid = child.id().ok_or_else(|| anyhow!("the controller exited at once"))?;
-        self.controller = Some(child);
+        let mut launch = ControllerProcess::launch(&self.ns, "bench")
+            .args(&["--concurrency", &self.args.concurrency.to_string()])
+            .metrics_addr(&format!("127.0.0.1:{}", self.args.metrics_port))
+            .rust_log("info,kube=warn")
+            .own_process_group();
+        if let Some(binary) = &self.args.controller {
+            launch = launch.binary(binary.clone());
+        }
+        self.log = launch.log().to_path_buf();
+        let controller = launch.start();
+        self.pid = controller.pid();
+        self.controller = Some(controller);
         eprintln!(
-            "namespace and node {ns}; controller {} (pid {}), log {}",
-            binary.display(),
+            "namespace and node {}; controller pid {}, log {}",
+            self.ns.name,
             self.pid,
             self.log.display()
         );
@@ -372,8 +310,8 @@ impl Bench {
     }
 
     fn probe_api(&self) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let (ns, probes) = (self.ns.clone(), self.probes.clone());
+        let api: Api<Namespace> = Api::all(self.ns.client.clone());
+        let (ns, probes) = (self.ns.name.clone(), self.probes.clone());
         tokio::spawn(async move {
             loop {
                 let at = Instant::now();
@@ -399,7 +337,7 @@ impl Bench {
     }
 
     fn watch_rollouts(&self) {
-        let api: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<Rollout> = self.ns.api();
         let tracker = self.tracker.clone();
         tokio::spawn(async move {
             let events = watcher(api, watcher::Config::default())
@@ -418,11 +356,7 @@ impl Bench {
 
     async fn sample(&self) -> anyhow::Result<Sample> {
         let url = format!("http://127.0.0.1:{}/metrics", self.args.metrics_port);
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        let text = http.get(&url).send().await?.error_for_status()?.text().await?;
+        let text = http().get(&url).send().await?.error_for_status()?.text().await?;
         let (rss_kib, hwm_kib, cpu_ticks) = read_proc(self.pid)?;
         Ok(Sample {
             at: Instant::now(),
@@ -484,7 +418,7 @@ impl Bench {
             "metadata": {"labels": {"app": name}},
             "spec": {
                 "containers": [{"name": "app", "image": format!("{IMAGE}:{version}")}],
-                "nodeSelector": {"kubernetes.io/hostname": self.ns},
+                "nodeSelector": {"kubernetes.io/hostname": self.ns.name},
                 // Also the not-ready taint admission puts on every new node,
                 // which nothing lifts here: the sandbox runs no node
                 // lifecycle controller.
@@ -504,14 +438,14 @@ impl Bench {
                 "metadata": {"name": name},
                 "spec": {
                     "parentRefs": [{"name": "sandbox", "namespace": "siskin-sandbox"}],
-                    "hostnames": [format!("{name}.{}.bench.test", self.ns)],
+                    "hostnames": [format!("{name}.{}.bench.test", self.ns.name)],
                     "rules": [{"backendRefs": [
                         {"name": format!("{name}-stable"), "port": 80, "weight": 100},
                         {"name": format!("{name}-canary"), "port": 80, "weight": 0},
                     ]}]
                 }
             }))?;
-            let routes: Api<HttpRoute> = Api::namespaced(self.client.clone(), &self.ns);
+            let routes: Api<HttpRoute> = self.ns.api();
             routes.create(&PostParams::default(), &route).await?;
         }
         let rollout: Rollout = serde_json::from_value(json!({
@@ -524,7 +458,7 @@ impl Bench {
                 "strategy": {"canary": canary},
             }
         }))?;
-        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        let rollouts: Api<Rollout> = self.ns.api();
         rollouts.create(&PostParams::default(), &rollout).await?;
         Ok(())
     }
@@ -539,7 +473,7 @@ impl Bench {
             .and_then(|s| s.stable.clone());
         let at = Instant::now();
         let patch = json!({"spec": {"template": self.template(&name, 2)}});
-        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        let rollouts: Api<Rollout> = self.ns.api();
         rollouts
             .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await?;
@@ -624,7 +558,7 @@ impl Bench {
 
     /// Events in the namespace by `Type/Reason`, series counts included.
     async fn events(&self) -> BTreeMap<String, i32> {
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<Event> = self.ns.api();
         let mut out = BTreeMap::new();
         if let Ok(list) = api.list(&ListParams::default()).await {
             for e in list.items {
@@ -639,14 +573,13 @@ impl Bench {
     /// their finalizers), strips finalizers left behind, stops the
     /// controller and deletes the namespace.
     async fn cleanup(&mut self) {
-        eprintln!("cleaning up namespace {}", self.ns);
-        let api: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        eprintln!("cleaning up namespace {}", self.ns.name);
+        let api: Api<Rollout> = self.ns.api();
         let _ = api
             .delete_collection(&DeleteParams::default(), &ListParams::default())
             .await;
         let start = Instant::now();
-        let running =
-            |c: &mut Option<tokio::process::Child>| c.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        let running = |c: &mut Option<ControllerProcess>| c.as_mut().is_some_and(ControllerProcess::is_running);
         while start.elapsed() < Duration::from_secs(120) && running(&mut self.controller) {
             match api.list(&ListParams::default().limit(1)).await {
                 Ok(list) if list.items.is_empty() => break,
@@ -661,225 +594,37 @@ impl Bench {
                     .await;
             }
         }
-        if let Some(mut child) = self.controller.take() {
-            let _ = child.kill().await;
+        if let Some(mut controller) = self.controller.take() {
+            controller.kill().await;
         }
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        if let Err(e) = namespaces.delete(&self.ns, &DeleteParams::default()).await {
-            eprintln!(
-                "could not delete namespace {}: {e}; run: kubectl delete namespace {}",
-                self.ns, self.ns
-            );
+        let ns = &self.ns.name;
+        let namespaces: Api<Namespace> = Api::all(self.ns.client.clone());
+        if let Err(e) = namespaces.delete(ns, &DeleteParams::default()).await {
+            eprintln!("could not delete namespace {ns}: {e}; run: kubectl delete namespace {ns}");
         }
         // The node goes once its pods are gone, or they would wait for the
         // pod garbage collector.
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(300)
-            && namespaces.get_opt(&self.ns).await.is_ok_and(|n| n.is_some())
-        {
+        while start.elapsed() < Duration::from_secs(300) && namespaces.get_opt(ns).await.is_ok_and(|n| n.is_some()) {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        if let Err(e) = nodes.delete(&self.ns, &DeleteParams::default()).await
+        let nodes: Api<Node> = Api::all(self.ns.client.clone());
+        if let Err(e) = nodes.delete(ns, &DeleteParams::default()).await
             && !matches!(&e, kube::Error::Api(s) if s.code == 404)
         {
-            eprintln!(
-                "could not delete node {}: {e}; run: kubectl delete node {}",
-                self.ns, self.ns
-            );
+            eprintln!("could not delete node {ns}: {e}; run: kubectl delete node {ns}");
         }
     }
 }
 
-/// Prints one Markdown table row.
-fn row(cells: &[String]) {
-    println!("| {} |", cells.join(" | "));
-}
-
-/// Prints a Markdown table header.
-fn header(columns: &[&str]) {
-    println!("\n| {} |\n|{}", columns.join(" | "), "---|".repeat(columns.len()));
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn latency(quantile: Option<Result<f64, f64>>) -> String {
-    match quantile {
-        Some(Ok(s)) => ms(Some(s)),
-        Some(Err(top)) => format!("> {}", ms(Some(top))),
-        None => "–".into(),
-    }
-}
-
-fn ms(seconds: Option<f64>) -> String {
-    seconds.map_or_else(|| "–".into(), |s| format!("{:.1} ms", s * 1000.0))
-}
-
-/// The `q` quantile of sorted durations (nearest rank).
-fn nearest_rank(sorted: &[Duration], q: f64) -> Option<f64> {
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted
-        .get(rank.clamp(1, sorted.len().max(1)) - 1)
-        .map(Duration::as_secs_f64)
-}
-
-/// What the run measured, ready to print.
-struct Report<'a> {
-    args: &'a Args,
-    phases: Vec<Phase>,
-    /// API round trips of the benchmark's probe, per phase.
-    probes: Vec<Vec<Duration>>,
-    releases: Vec<Seen>,
-    events: BTreeMap<String, i32>,
-    /// Increase of the API server's non-2xx answers on Rollouts over the run.
-    refusals: BTreeMap<String, f64>,
-}
-
-impl Report<'_> {
-    fn print(&self) {
-        let (args, releases) = (self.args, &self.releases);
-        println!("## {} Rollouts, {} released at once\n", args.rollouts, releases.len());
-        let routing = if args.no_route {
-            "none (replica-ratio canary)"
-        } else {
-            "one HTTPRoute each, Traefik"
-        };
-        println!(
-            "Replicas per Rollout: {}; routing: {routing}; steps: 10 % then 50 %, each held {}; controller --concurrency {}.",
-            args.replicas, args.hold, args.concurrency
-        );
-        self.resources();
-        self.reconciles();
-        self.writes();
-        self.milestones();
-        let last = self.phases.last().map(|p| &p.to.series);
-        let errors: Vec<String> = last
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| k.starts_with("siskin_reconcile_errors_total"))
-            .map(|(k, v)| format!("`{k}` {v}"))
-            .collect();
-        let errors = if errors.is_empty() {
-            "none".into()
-        } else {
-            errors.join(", ")
-        };
-        println!("\nReconcile errors (whole run): {errors}.\n");
-        let events: Vec<String> = self.events.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("Events (whole run): {}.\n", events.join(", "));
-        let refusals: Vec<String> = self.refusals.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        println!(
-            "API server non-2xx answers on Rollouts during the run (whole cluster): {}.\n",
-            refusals.join(", ")
-        );
-        let flags: Vec<String> = std::env::args().skip(1).collect();
-        println!(
-            "Reproduce (sandbox up): `cargo build --release --bin siskin --bin siskin-bench-scale && \
-             tests/sandbox/sandbox exec -- ~/.cache/siskin/target/release/siskin-bench-scale {}`",
-            flags.join(" ")
-        );
-    }
-
-    fn resources(&self) {
-        header(&[
-            "phase",
-            "Rollouts",
-            "took",
-            "RSS at end",
-            "peak RSS",
-            "controller CPU",
-            "load average",
-        ]);
-        for p in &self.phases {
-            let cpu = p.to.cpu_ticks.saturating_sub(p.from.cpu_ticks) as f64 / TICKS_PER_SECOND;
-            let took = format!("{:.1} s", p.took.as_secs_f64());
-            let (rss, peak) = (mib(p.to.rss_kib), mib(p.to.hwm_kib));
-            row(&[
-                p.name.into(),
-                p.rollouts.to_string(),
-                took,
-                rss,
-                peak,
-                format!("{cpu:.1} s"),
-                format!("{:.1}", p.to.load),
-            ]);
-        }
-    }
-
-    fn reconciles(&self) {
-        let columns = [
-            "phase",
-            "reconciles / Rollout",
-            "reconcile p50",
-            "p99",
-            "≤ 20 ms",
-            "CPU / reconcile",
-        ];
-        header(&[&columns[..], &["one API GET p50 / p99"]].concat());
-        for (p, probes) in self.phases.iter().zip(&self.probes).filter(|(p, _)| p.rollouts > 0) {
-            let reconciles = p.to.get("siskin_reconciles_total") - p.from.get("siskin_reconciles_total");
-            let within =
-                share_within(&p.from, &p.to, "0.02").map_or_else(|| "–".into(), |s| format!("{:.1} %", s * 100.0));
-            let cpu = p.to.cpu_ticks.saturating_sub(p.from.cpu_ticks) as f64 / TICKS_PER_SECOND;
-            row(&[
-                p.name.into(),
-                format!("{:.1}", reconciles / p.rollouts as f64),
-                latency(quantile(&p.from, &p.to, 0.5)),
-                latency(quantile(&p.from, &p.to, 0.99)),
-                within,
-                ms((reconciles > 0.0).then(|| cpu / reconciles)),
-                format!("{} / {}", ms(nearest_rank(probes, 0.5)), ms(nearest_rank(probes, 0.99))),
-            ]);
-        }
-    }
-
-    fn writes(&self) {
-        println!("\nAPI writes per Rollout (attempts, `siskin_api_writes_total`):");
-        header(&[&["phase"], &WRITE_KINDS[..], &["total"]].concat());
-        for p in self.phases.iter().filter(|p| p.rollouts > 0) {
-            let per: Vec<f64> = WRITE_KINDS
-                .iter()
-                .map(|k| (p.to.writes(k) - p.from.writes(k)) / p.rollouts as f64)
-                .collect();
-            let line = |name: &str, div: f64| {
-                let total = per.iter().sum::<f64>();
-                let cells = per.iter().chain([&total]).map(|v| format!("{:.2}", v / div));
-                row(&[name.to_string()].into_iter().chain(cells).collect::<Vec<_>>());
-            };
-            line(p.name, 1.0);
-            // A route write is one weight change: 10 %, 50 %, back to 0 % on promotion.
-            if per[0] > 0.0 && p.name.starts_with("release") {
-                line("… per route weight change", per[0]);
-            }
-        }
-    }
-
-    fn milestones(&self) {
-        let releases = &self.releases;
-        println!(
-            "\nFrom each Rollout's release patch to (floor: two holds of {}):",
-            self.args.hold
-        );
-        header(&["milestone", "p50", "p99", "max", "reached"]);
-        let labels = ["canary at 10 % on the route", "canary at 50 % on the route", "promoted"];
-        for (i, label) in labels.iter().enumerate() {
-            let mut times: Vec<Duration> = releases.iter().filter_map(|s| s.reached[i]).collect();
-            times.sort();
-            let secs = |q| nearest_rank(&times, q).map_or_else(|| "–".into(), |s| format!("{s:.1} s"));
-            let reached = format!("{}/{}", times.len(), releases.len());
-            row(&[label.to_string(), secs(0.5), secs(0.99), secs(1.0), reached]);
-        }
-    }
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark, run by hand: docs/benchmarks.md"]
+async fn controller_at_scale() {
+    let args = Args::from_env();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
     let refused_before = rollout_refusals().await;
-    let mut bench = Bench::start(args).await?;
+    let mut bench = Bench::start(args).await.expect("the benchmark's node and controller");
     let outcome = tokio::select! {
         r = bench.run() => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
@@ -899,7 +644,7 @@ async fn main() -> anyhow::Result<()> {
         Err(_) => vec![],
     };
     bench.cleanup().await;
-    let (phases, releases) = outcome?;
+    let (phases, releases) = outcome.expect("the benchmark ran to the end");
     let report = Report {
         args: &bench.args,
         phases,
@@ -909,5 +654,4 @@ async fn main() -> anyhow::Result<()> {
         refusals,
     };
     report.print();
-    Ok(())
 }
