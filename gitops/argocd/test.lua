@@ -168,15 +168,6 @@ local out = run("actions/retry/action.lua", steady)
 local word, _, revision = out.metadata.annotations["siskin.io/request"]:match(pattern)
 check("without a canary the request names no revision", word == "retry" and revision == "", tostring(revision))
 
--- Argo CD runs each action alone (it has no shared Lua between actions),
--- so each carries the same request function: they must not drift apart.
-local function shared_part(action)
-  return read(script_dir .. "/actions/" .. action .. "/action.lua"):match("^(.*)\nreturn request%(obj, \"[%l-]+\"%)\n$")
-end
-for _, action in ipairs({ "promote", "promote-full", "retry", "resume" }) do
-  check(action .. " carries abort's request function", shared_part(action) ~= nil and shared_part(action) == shared_part("abort"))
-end
-
 -- A pending abort wins, as in the CLI.
 local pending = fixture("paused")
 pending.metadata.annotations["siskin.io/request"] = "abort@2026-01-01T00:00:00Z@" .. pending.status.canaryRevision

@@ -12,7 +12,7 @@
 //! Simplifications, both on the cautious side or checked by simulation:
 //! - the e-value is taken as if every hit came in one window at the pooled
 //!   canary share; the real test, window by window at each step's share, is
-//!   judged against this estimate in tests/judge_simulation.rs and the
+//!   judged against this estimate in tests/it/judge_simulation.rs and the
 //!   benchmark;
 //! - only a crossing *now* counts, although the running test may have
 //!   crossed earlier, so the true chance of having caught the regression is

@@ -36,7 +36,7 @@
 //!
 //! Guarantees, under continuous monitoring:
 //! - P(ever Regression | canary ≤ (1+tolerance)× stable in every window) ≤ alpha,
-//!   checked by the A/A tests in tests/judge_simulation.rs, which a judge
+//!   checked by the A/A tests in tests/it/judge_simulation.rs, which a judge
 //!   twice too lenient fails;
 //! - P(ever NonInferior by the margin test | canary ≥ (1+margin)× stable) ≤ alpha;
 //! - with `detect`, P(NonInferior on power | the canary is the regression
@@ -44,7 +44,7 @@
 //!   many hits there were, not on how they split between the arms, and at
 //!   that moment the test has crossed with at least that probability.
 //!   Checked for the shipped templates on Traefik's buckets by
-//!   tests/decisions_on_real_services.rs (0.1 → 0.6 % errors and latency
+//!   tests/it/decisions_on_real_services.rs (0.1 → 0.6 % errors and latency
 //!   ×1.2 are aborted in at least 95 % of rollouts) and across traffic and
 //!   bucket layouts by the judge benchmark (docs/benchmarks.md).
 
