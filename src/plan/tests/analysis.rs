@@ -6,11 +6,19 @@ fn analysed(policy: InconclusivePolicy) -> RolloutSpec {
     with_analysis(spec(standard_steps()), policy)
 }
 
+/// The plan at `seconds` for a canary at step `index` (its hold begun at
+/// 0, its world at that step's weight) whose analysis says `said`.
+fn judged(spec: &RolloutSpec, index: usize, said: Verdict, seconds: i64) -> Plan {
+    let steps = steps_of(spec);
+    let observed = verdict(world(spec, steps.weight_at(index)), said);
+    let index = i32::try_from(index).unwrap_or(i32::MAX);
+    run(spec, &in_flight(spec, index, Some(0)), &observed, seconds)
+}
+
 #[test]
 fn advances_at_min_hold_when_non_inferior() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::NonInferior);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(&spec, 0, Verdict::NonInferior, 60);
     assert_eq!(plan.status.current_step_index, Some(1));
     assert_eq!(plan.status.verdict, Some(Verdict::NonInferior));
 }
@@ -18,16 +26,14 @@ fn advances_at_min_hold_when_non_inferior() {
 #[test]
 fn non_inferior_before_min_hold_still_holds() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::NonInferior);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 59);
+    let plan = judged(&spec, 0, Verdict::NonInferior, 59);
     assert_eq!(plan.status.current_step_index, Some(0));
 }
 
 #[test]
 fn keeps_holding_while_analysis_continues_before_max() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::Continue);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 300);
+    let plan = judged(&spec, 0, Verdict::Continue, 300);
     assert!(plan.is_idle());
     assert_eq!(plan.status.current_step_index, Some(0));
     assert_eq!(condition(&plan, "Progressing").reason, "AwaitingAnalysis");
@@ -37,8 +43,7 @@ fn keeps_holding_while_analysis_continues_before_max() {
 #[test]
 fn continue_at_max_hold_pauses_by_default() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::Continue);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 600);
+    let plan = judged(&spec, 0, Verdict::Continue, 600);
     assert!(plan.is_idle(), "traffic stays where it is while paused");
     assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
     assert_eq!(condition(&plan, "Paused").reason, "Inconclusive");
@@ -48,8 +53,7 @@ fn continue_at_max_hold_pauses_by_default() {
 #[test]
 fn continue_at_max_hold_aborts_when_the_policy_says_abort() {
     let spec = analysed(InconclusivePolicy::Abort);
-    let observed = verdict(world(&spec, 10), Verdict::Continue);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 600);
+    let plan = judged(&spec, 0, Verdict::Continue, 600);
     assert_eq!(plan.actions, [set_weights(0)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
     assert_eq!(condition(&plan, "Aborted").reason, "Inconclusive");
@@ -58,8 +62,7 @@ fn continue_at_max_hold_aborts_when_the_policy_says_abort() {
 #[test]
 fn inconclusive_after_min_hold_pauses() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::Inconclusive);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(&spec, 0, Verdict::Inconclusive, 60);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
     assert!(is_true(&plan, "Paused"));
 }
@@ -67,8 +70,7 @@ fn inconclusive_after_min_hold_pauses() {
 #[test]
 fn inconclusive_after_min_hold_aborts_when_the_policy_says_abort() {
     let spec = analysed(InconclusivePolicy::Abort);
-    let observed = verdict(world(&spec, 10), Verdict::Inconclusive);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(&spec, 0, Verdict::Inconclusive, 60);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
     assert_eq!(plan.actions, [set_weights(0)]);
 }
@@ -76,8 +78,7 @@ fn inconclusive_after_min_hold_aborts_when_the_policy_says_abort() {
 #[test]
 fn inconclusive_before_min_hold_keeps_holding() {
     let spec = analysed(InconclusivePolicy::Abort);
-    let observed = verdict(world(&spec, 10), Verdict::Inconclusive);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 30);
+    let plan = judged(&spec, 0, Verdict::Inconclusive, 30);
     assert!(plan.is_idle());
     assert_eq!(plan.status.phase, Some(RolloutPhase::Progressing));
 }
@@ -85,9 +86,8 @@ fn inconclusive_before_min_hold_keeps_holding() {
 #[test]
 fn regression_aborts_at_once() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::Regression);
     // Two seconds into a one-minute hold.
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 2);
+    let plan = judged(&spec, 0, Verdict::Regression, 2);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
     assert_eq!(condition(&plan, "Aborted").reason, "Regression");
 }
@@ -95,8 +95,7 @@ fn regression_aborts_at_once() {
 #[test]
 fn abort_returns_all_traffic_to_stable_in_one_write() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 50), Verdict::Regression);
-    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 30);
+    let plan = judged(&spec, 1, Verdict::Regression, 30);
     // One route write and nothing before it: stable already runs full size.
     assert_eq!(plan.actions, [set_weights(0)]);
     assert_eq!(plan.status.canary_weight, Some(0));
@@ -109,8 +108,7 @@ fn abort_returns_all_traffic_to_stable_in_one_write() {
 #[test]
 fn regression_during_a_pause_step_aborts() {
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 50), Verdict::Regression);
-    let plan = run(&spec, &in_flight(&spec, 2, Some(0)), &observed, 30);
+    let plan = judged(&spec, 2, Verdict::Regression, 30);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
 }
 
@@ -149,8 +147,7 @@ fn inconclusive_pause_holds_traffic_even_if_evidence_arrives() {
 #[test]
 fn verdict_is_ignored_without_analysis() {
     let spec = spec(standard_steps());
-    let observed = verdict(world(&spec, 10), Verdict::Regression);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(&spec, 0, Verdict::Regression, 60);
     assert_eq!(plan.status.current_step_index, Some(1));
     assert_eq!(plan.status.verdict, None);
 }
@@ -160,8 +157,7 @@ fn the_analysis_is_polled_through_a_minimum_hold() {
     // The judge only runs when the Rollout is reconciled: a regression
     // ten seconds into a minute's hold must not wait for its end.
     let spec = analysed(InconclusivePolicy::Pause);
-    let observed = verdict(world(&spec, 10), Verdict::Continue);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 10);
+    let plan = judged(&spec, 0, Verdict::Continue, 10);
     assert_eq!(plan.status.current_step_index, Some(0));
     assert_eq!(plan.requeue_after, Some(ANALYSIS_POLL));
 }
@@ -188,8 +184,7 @@ fn dry_run(mut spec: RolloutSpec) -> RolloutSpec {
 #[test]
 fn a_dry_run_analysis_never_aborts() {
     let spec = dry_run(analysed(InconclusivePolicy::Abort));
-    let observed = verdict(world(&spec, 10), Verdict::Regression);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 2);
+    let plan = judged(&spec, 0, Verdict::Regression, 2);
     assert_ne!(plan.status.phase, Some(RolloutPhase::Aborted));
     assert!(plan.status.abort.is_none());
     assert!(!plan.actions.contains(&set_weights(0)));
