@@ -6,13 +6,10 @@ fn analysed(policy: InconclusivePolicy) -> RolloutSpec {
     with_analysis(spec(standard_steps()), policy)
 }
 
-/// The plan at `seconds` for a canary at step `index` (its hold begun at
-/// 0, its world at that step's weight) whose analysis says `said`.
+/// The plan at `seconds` for a canary at step `index` whose analysis says
+/// `said`.
 fn judged(spec: &RolloutSpec, index: usize, said: Verdict, seconds: i64) -> Plan {
-    let steps = steps_of(spec);
-    let observed = verdict(world(spec, steps.weight_at(index)), said);
-    let index = i32::try_from(index).unwrap_or(i32::MAX);
-    run(spec, &in_flight(spec, index, Some(0)), &observed, seconds)
+    at_step(spec, index, seconds, |world| verdict(world, said))
 }
 
 #[test]

@@ -206,22 +206,33 @@ pub fn verdict(observed: Observed, verdict: Verdict) -> Observed {
     }
 }
 
+/// The plan at `seconds` for a canary at step `index` of `spec` (its hold
+/// begun at 0), in a world at that step's weight changed by `world_is`.
+pub fn at_step(spec: &RolloutSpec, index: usize, seconds: i64, world_is: impl FnOnce(Observed) -> Observed) -> Plan {
+    let observed = world_is(world(spec, steps_of(spec).weight_at(index)));
+    let index = i32::try_from(index).unwrap_or(i32::MAX);
+    run(spec, &in_flight(spec, index, Some(0)), &observed, seconds)
+}
+
 /// Runs the engine and checks what must hold for every plan.
 pub fn run(spec: &RolloutSpec, status: &RolloutStatus, observed: &Observed, now: i64) -> Plan {
     let plan = plan(spec, Some(status), observed, at(now));
-    let route_writes = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::SetWeights(_)))
-        .count();
-    assert!(route_writes <= 1, "more than one route write: {:?}", plan.actions);
-    let match_writes = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::SetMatches(_)))
-        .count();
-    assert!(match_writes <= 1, "more than one match-rule write: {:?}", plan.actions);
+    assert_one_write_of_each_route_part(&plan);
     plan
+}
+
+/// A plan writes the weights at most once, and Siskin's match rule and
+/// the mirror at most once each.
+pub fn assert_one_write_of_each_route_part(plan: &Plan) {
+    let count = |part: fn(&Action) -> bool| plan.actions.iter().filter(|a| part(a)).count();
+    let weights = count(|a| matches!(a, Action::SetWeights(_)));
+    let matches = count(|a| matches!(a, Action::SetMatches(_)));
+    let mirror = count(|a| matches!(a, Action::SetMirror(_)));
+    assert!(
+        weights <= 1 && matches <= 1 && mirror <= 1,
+        "a route part written twice: {:?}",
+        plan.actions
+    );
 }
 
 pub fn condition<'a>(plan: &'a Plan, type_: &str) -> &'a Condition {

@@ -25,8 +25,7 @@ fn promote_request_ends_a_pause_step() {
 #[test]
 fn promote_request_skips_the_rest_of_a_hold() {
     let spec = spec(standard_steps());
-    let observed = with_request(world(&spec, 10), RequestedAction::Promote);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 5);
+    let plan = at_step(&spec, 0, 5, |world| with_request(world, RequestedAction::Promote));
     assert_eq!(plan.status.current_step_index, Some(1));
 }
 
@@ -44,8 +43,7 @@ fn promote_full_skips_remaining_steps() {
 #[test]
 fn manual_abort_rolls_back_in_one_write() {
     let spec = spec(standard_steps());
-    let observed = with_request(world(&spec, 50), RequestedAction::Abort);
-    let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 5);
+    let plan = at_step(&spec, 1, 5, |world| with_request(world, RequestedAction::Abort));
     assert_eq!(plan.actions, [set_weights(0)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
     assert_eq!(condition(&plan, "Aborted").reason, "Manual");
@@ -55,8 +53,7 @@ fn manual_abort_rolls_back_in_one_write() {
 #[test]
 fn requests_are_handled_once() {
     let spec = spec(standard_steps());
-    let observed = with_request(world(&spec, 10), RequestedAction::Promote);
-    let first = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 5);
+    let first = at_step(&spec, 0, 5, |world| with_request(world, RequestedAction::Promote));
     assert_eq!(first.status.current_step_index, Some(1));
     // The annotation is still there on the next reconcile: nothing happens.
     let mut observed = with_request(world(&spec, 50), RequestedAction::Promote);

@@ -9,6 +9,15 @@ fn scaled(mut spec: RolloutSpec, replicas: i32) -> RolloutSpec {
     spec
 }
 
+/// `status`, paused for `reason` since 0.
+fn paused(status: RolloutStatus, reason: crate::api::PauseReason) -> RolloutStatus {
+    RolloutStatus {
+        phase: Some(RolloutPhase::Paused),
+        pause: Some(crate::api::PauseStatus { reason, since: time(0) }),
+        ..status
+    }
+}
+
 #[test]
 fn scaling_up_mid_canary_keeps_the_step_and_resizes_both_revisions() {
     let before = spec(standard_steps());
@@ -44,12 +53,7 @@ fn scaling_down_mid_canary_shrinks_both_revisions_at_the_same_weight() {
 #[test]
 fn a_paused_step_follows_the_scale_too() {
     let before = spec(standard_steps());
-    let mut status = in_flight(&before, 2, Some(0));
-    status.phase = Some(RolloutPhase::Paused);
-    status.pause = Some(crate::api::PauseStatus {
-        reason: crate::api::PauseReason::PauseStep,
-        since: time(0),
-    });
+    let status = paused(in_flight(&before, 2, Some(0)), crate::api::PauseReason::PauseStep);
     let after = scaled(before.clone(), 20);
     let plan = run(&after, &status, &world(&before, 50), 30);
     assert_eq!(plan.actions, [deploy(CANARY, 10), scale(STABLE, 20)]);
@@ -87,12 +91,7 @@ fn the_scale_subresource_reads_every_revisions_pods_and_selector() {
 #[test]
 fn a_manual_pause_follows_the_scale_without_moving_traffic() {
     let before = spec(standard_steps());
-    let mut status = in_flight(&before, 1, Some(0));
-    status.phase = Some(RolloutPhase::Paused);
-    status.pause = Some(crate::api::PauseStatus {
-        reason: crate::api::PauseReason::Manual,
-        since: time(0),
-    });
+    let status = paused(in_flight(&before, 1, Some(0)), crate::api::PauseReason::Manual);
     let after = scaled(before.clone(), 20);
     let plan = run(&after, &status, &world(&before, 50), 30);
     assert_eq!(plan.actions, [deploy(CANARY, 10), scale(STABLE, 20)]);

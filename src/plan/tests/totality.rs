@@ -491,12 +491,7 @@ fn any_observed() -> impl Strategy<Value = Observed> {
 
 /// What any plan must satisfy, whatever it was given.
 fn check_plan(spec: &RolloutSpec, before: Option<&RolloutStatus>, observed: &Observed, plan: &Plan) {
-    let route_writes = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::SetWeights(_)))
-        .count();
-    assert!(route_writes <= 1, "at most one weight write: {:?}", plan.actions);
+    assert_one_write_of_each_route_part(plan);
     assert!(
         plan.actions.len() <= 8,
         "a bounded number of actions: {:?}",
