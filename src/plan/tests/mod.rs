@@ -15,6 +15,7 @@ mod rolling;
 mod scaling;
 mod steps;
 mod totality;
+mod writes;
 
 use std::time::Duration;
 
