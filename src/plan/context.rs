@@ -92,6 +92,11 @@ impl<'a> Ctx<'a> {
         self.events.push(PlanEvent { kind, reason, message });
     }
 
+    /// Whether this plan already publishes an Event of `reason`.
+    pub fn tells(&self, reason: &str) -> bool {
+        self.events.iter().any(|e| e.reason == reason)
+    }
+
     /// Asks to be reconciled again within `after`.
     pub fn requeue(&mut self, after: Duration) {
         self.requeue = Some(self.requeue.map_or(after, |r| r.min(after)));
@@ -130,6 +135,41 @@ impl<'a> Ctx<'a> {
         self.now.saturating_add(after).unwrap_or(Timestamp::MAX)
     }
 
+    /// What an autoscaler reads through the scale subresource: the pods
+    /// every revision's Deployment asks for once this plan's actions are
+    /// applied, as a Deployment counts the pods it has created. Counted
+    /// after the actions, a resize and its count are one status write.
+    fn pods_asked_for(&self) -> i32 {
+        let asked = |revision: &str, found: i32| {
+            self.actions
+                .iter()
+                .rev()
+                .find_map(|a| match a {
+                    Action::Deploy { revision: r, replicas } | Action::Scale { revision: r, replicas }
+                        if r == revision =>
+                    {
+                        Some(*replicas)
+                    }
+                    _ => None,
+                })
+                .unwrap_or(found)
+        };
+        let found: i32 = self
+            .observed
+            .revisions
+            .iter()
+            .fold(0i32, |sum, r| sum.saturating_add(asked(&r.revision, r.replicas).max(0)));
+        let created: i32 = self
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Deploy { revision, replicas } if self.observed.revision(revision).is_none() => Some(*replicas),
+                _ => None,
+            })
+            .fold(0i32, |sum, r| sum.saturating_add(r.max(0)));
+        found.saturating_add(created)
+    }
+
     pub fn finish(mut self) -> Plan {
         let note = self.note.take().unwrap_or(Note {
             progressing: false,
@@ -142,6 +182,7 @@ impl<'a> Ctx<'a> {
             set_condition(&mut self.status.conditions, wanted, self.observed.generation, now);
         }
         record_analysis(&mut self.status, self.observed.analysis.as_ref());
+        self.status.replicas = Some(self.pods_asked_for());
         Plan {
             actions: self.actions,
             status: self.status,
@@ -226,6 +267,21 @@ impl Ctx<'_> {
         self.status.current_step_index = i32::try_from(index).ok();
         self.status.step_started_at = None;
         self.status.pause = None;
+    }
+
+    /// Starts the current step's hold now, rounded up to the next whole
+    /// second (status keeps whole seconds: a hold may last up to a second
+    /// longer, never shorter). Called by the plan that writes the step's
+    /// traffic onto the route, so that entering a step and starting its hold
+    /// are one status write; a route written again (edited under us) starts
+    /// the hold again.
+    pub fn start_hold(&mut self) -> Timestamp {
+        let up = jiff::TimestampRound::new()
+            .smallest(jiff::Unit::Second)
+            .mode(jiff::RoundMode::Ceil);
+        let start = self.now.round(up).unwrap_or(self.now);
+        self.status.step_started_at = Some(Time(start));
+        start
     }
 
     /// Step `index` is done: the next one starts.

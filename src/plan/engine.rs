@@ -24,13 +24,6 @@ use super::{hooks, lifecycle, requests};
 pub fn plan(spec: &RolloutSpec, status: Option<&RolloutStatus>, observed: &Observed, now: Timestamp) -> Plan {
     let mut ctx = Ctx::new(spec, status, observed, now);
     ctx.status.observed_generation = observed.generation;
-    // What an autoscaler reads through the scale subresource: the pods as
-    // found, before this plan's actions resize them.
-    let pods = observed
-        .revisions
-        .iter()
-        .fold(0i32, |sum, r| sum.saturating_add(r.replicas.max(0)));
-    ctx.status.replicas = Some(pods);
     ctx.status.selector = observed.pod_selector.clone();
     match expand(spec) {
         Err(errors) => {

@@ -17,6 +17,7 @@ mod lifecycle;
 mod observed;
 mod progress;
 mod queue;
+mod record;
 mod requests;
 mod rolling;
 mod steps;
@@ -28,6 +29,7 @@ pub use engine::plan;
 pub use hooks::{HOOK_RETRY, HookCall, due_hooks, hook_timeout};
 pub use observed::{HookOutcome, HookResult, Observed, RevisionState, RouteState, ServiceSelectors, TrafficSplit};
 pub use queue::{Contender, QueuePlace, queue_place};
+pub use record::{NOTE_DELAY, StatusWrite, status_write};
 pub use steps::{
     BLUE_GREEN_SETTLE, DEFAULT_SCALE_DOWN_DELAY, FIRST_DATA_GRACE, Shape, SpecError, Step, StepPlan, expand,
     measured_canary,

@@ -132,20 +132,13 @@ fn run_step(ctx: &mut Ctx, steps: &StepPlan, pair: Pair, index: usize) -> Result
     if !traffic::ensure(ctx, steps, pair, index)? {
         return Ok(Gate::Wait);
     }
-    // The hold starts when the data plane has the weight, not when it was
-    // written: a slow gateway must not shorten the canary's exposure.
-    // Status keeps whole seconds, so the start is rounded up to the next
-    // one: a hold may last up to a second longer, never shorter.
+    // The hold counts from the plan that wrote the step's traffic onto the
+    // route (see `Ctx::start_hold`), recorded in the same status write as the
+    // step itself, and the step cannot pass before the data plane accepted
+    // it. A step whose traffic was already in place starts its hold here.
     let started = match &ctx.status.step_started_at {
         Some(t) => t.0,
-        None => {
-            let up = jiff::TimestampRound::new()
-                .smallest(jiff::Unit::Second)
-                .mode(jiff::RoundMode::Ceil);
-            let start = ctx.now.round(up).unwrap_or(ctx.now);
-            ctx.status.step_started_at = Some(Time(start));
-            start
-        }
+        None => ctx.start_hold(),
     };
     let label = step_label(steps, index, weight);
     match step {

@@ -213,7 +213,10 @@ fn route_weights(ctx: &mut Ctx, steps: &StepPlan, weight: i32) -> bool {
         }
         Some(RouteState::Present { split, .. }) if split != Some(wanted) => {
             ctx.act(Action::SetWeights(wanted));
-            if weight_changed {
+            ctx.start_hold();
+            // The step completed in this plan tells of the move already (the
+            // next step's label names its weight): one Event, one API write.
+            if weight_changed && !ctx.tells("StepCompleted") {
                 let message = format!("canary weight {weight}");
                 ctx.event(EventKind::Normal, "TrafficShifted", message);
             }
@@ -250,6 +253,7 @@ fn route_mirror(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<i32>) -> bool {
         return true;
     }
     ctx.act(Action::SetMirror(wanted));
+    ctx.start_hold();
     let message = match wanted {
         Some(percent) => {
             let message = format!("mirroring {percent}% of traffic to the canary");
@@ -278,6 +282,7 @@ fn route_matches(ctx: &mut Ctx, steps: &StepPlan, wanted: Option<&[RequestMatch]
         return true;
     }
     ctx.act(Action::SetMatches(wanted.map(<[_]>::to_vec)));
+    ctx.start_hold();
     let message = match wanted {
         Some(m) => {
             let described = describe_matches(m);

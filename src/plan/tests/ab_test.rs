@@ -133,8 +133,9 @@ fn ab_test_adds_the_match_rule_once_the_canary_is_ready_and_leaves_weights_alone
     assert_eq!(plan.actions, [Action::SetMatches(Some(beta()))]);
     assert_eq!(plan.status.strategy.as_deref(), Some("abTest"));
     assert_eq!(
-        plan.status.step_started_at, None,
-        "the hold starts once the rule is in place"
+        plan.status.step_started_at,
+        Some(time(0)),
+        "the hold counts from the write of the rule, in the same status write"
     );
 }
 

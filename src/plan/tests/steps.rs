@@ -49,7 +49,11 @@ fn first_step_writes_its_weight_once_pods_and_services_are_ready() {
     let plan = run(&spec, &status, &observed, 0);
     assert_eq!(plan.actions, [set_weights(10)]);
     assert_eq!(plan.status.canary_weight, Some(10));
-    assert_eq!(plan.status.step_started_at, None);
+    assert_eq!(
+        plan.status.step_started_at,
+        Some(time(0)),
+        "the hold counts from the write"
+    );
     assert_eq!(reasons(&plan), ["TrafficShifted"]);
 }
 
@@ -74,22 +78,36 @@ fn hold_starts_when_the_data_plane_accepts() {
 }
 
 #[test]
-fn the_reconcile_after_a_route_write_has_no_status_to_write() {
-    // Per step: the status that enters it, the route write, the status that
-    // starts its hold. The look in between, route written but not yet
-    // accepted, changes nothing users can see.
-    let spec = spec(standard_steps());
+fn a_step_costs_one_status_write_and_cannot_pass_before_the_data_plane_accepts() {
+    // The status that enters the step starts its hold with the route write;
+    // the looks that follow, route written but not yet accepted and then
+    // accepted, change nothing the engine decides from.
+    let spec = spec(vec![
+        CanaryStep::weight(10, hold("60s", None)),
+        CanaryStep::weight(50, hold("5s", None)),
+        CanaryStep::pause(None),
+    ]);
     let mut before_write = world(&spec, 50);
     before_write.route = route(10, true);
     let writing = run(&spec, &in_flight(&spec, 1, None), &before_write, 0);
     assert_eq!(writing.actions, [set_weights(50)]);
+    assert_eq!(writing.status.step_started_at, Some(time(0)));
     let mut written = world(&spec, 50);
     written.route = route(50, false);
-    let after = run(&spec, &writing.status, &written, 1);
-    assert!(after.is_idle());
-    assert_eq!(after.status, writing.status);
-    let accepted = run(&spec, &after.status, &world(&spec, 50), 2);
-    assert_eq!(accepted.status.step_started_at, Some(time(2)));
+    let unaccepted = run(&spec, &writing.status, &written, 30);
+    assert!(unaccepted.is_idle());
+    assert_eq!(
+        unaccepted.status.current_step_index,
+        Some(1),
+        "no pass before acceptance"
+    );
+    assert_eq!(unaccepted.status.step_started_at, writing.status.step_started_at);
+    let accepted = run(&spec, &unaccepted.status, &world(&spec, 50), 31);
+    assert_eq!(
+        accepted.status.current_step_index,
+        Some(2),
+        "held long enough, accepted: passes"
+    );
     assert_eq!(accepted.status.observed_canary_weight, Some(50));
 }
 
