@@ -26,6 +26,8 @@ pub struct Target<'a> {
     pub template: Option<&'a PodTemplateSpec>,
     /// Existing Deployments by revision.
     pub deployments: &'a [(String, Deployment)],
+    /// The Services Siskin manages, as found.
+    pub services: &'a [Service],
     pub router: Option<&'a dyn TrafficRouter>,
 }
 
@@ -178,10 +180,13 @@ impl Target<'_> {
                 "ports": [{"name": "http", "port": spec.port, "targetPort": target_port, "protocol": "TCP"}],
             }
         });
-        // Unconditional: a precondition would need the observed Service's
-        // resourceVersion, which observe does not keep (only the revision it
-        // selects), and the apply may create the Service. The write fence
-        // keeps a replica that lost the Lease from switching the selector.
+        // A Service already as wanted costs no write: a promotion re-points
+        // one of the two. Otherwise unconditional: the apply may create the
+        // Service, and the write fence keeps a replica that lost the Lease
+        // from switching the selector.
+        if self.services.iter().any(|found| already_as(found, &svc)) {
+            return Ok(());
+        }
         let api: Api<Service> = Api::namespaced(self.client.clone(), self.ns);
         api.patch(service, &apply_params(), &Patch::Apply(svc)).await?;
         Ok(())
@@ -219,6 +224,32 @@ impl Target<'_> {
             .await?;
         Ok(())
     }
+}
+
+/// Whether the Service `found` already has everything the apply `wanted`
+/// sets: its name, selector, ports, label and owner.
+fn already_as(found: &Service, wanted: &serde_json::Value) -> bool {
+    let Ok(found) = serde_json::to_value(found) else {
+        return false;
+    };
+    let same = |path: &str| found.pointer(path).is_some() && found.pointer(path) == wanted.pointer(path);
+    let label = format!(
+        "/metadata/labels/{}",
+        ROLLOUT_LABEL.replace('~', "~0").replace('/', "~1")
+    );
+    let owned = match (
+        found.pointer("/metadata/ownerReferences"),
+        wanted.pointer("/metadata/ownerReferences"),
+    ) {
+        (Some(found), Some(serde_json::Value::Array(wanted))) => wanted.iter().all(|w| {
+            found
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f.get("uid") == w.get("uid")))
+        }),
+        (None, Some(serde_json::Value::Array(wanted))) => wanted.is_empty(),
+        _ => false,
+    };
+    same("/metadata/name") && same("/spec/selector") && same("/spec/ports") && same(&label) && owned
 }
 
 /// A write to an object that is already gone has nothing left to do.

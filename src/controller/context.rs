@@ -24,6 +24,9 @@ pub struct Context {
     /// write replaced. A reconcile that finds the cache still at it would
     /// plan from a status we already moved past; it waits for the watch.
     pub superseded: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Per Rollout, when this replica last wrote its status: passing notes
+    /// wait for the next write until [`crate::plan::NOTE_DELAY`] has passed.
+    pub status_written: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// The client for every call a Rollout or template chooses the
     /// destination of (webhooks, metric queries).
     pub egress: Arc<Egress>,

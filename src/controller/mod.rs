@@ -134,6 +134,7 @@ async fn serve(
         metrics,
         health,
         superseded: Default::default(),
+        status_written: Default::default(),
         egress: Arc::new(Egress::new(&settings.egress, ctx_counters)),
         queue: queue::RolloutQueue::new(settings.max_rollouts_in_progress, store.clone()),
         home_namespace: settings.home_namespace.clone(),

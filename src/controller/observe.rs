@@ -112,7 +112,7 @@ async fn selected_revision(
     services: &Api<Service>,
     (ns, name): (&str, &str),
     rollout: &str,
-    refused: &mut Vec<String>,
+    (refused, managed): (&mut Vec<String>, &mut Vec<Service>),
 ) -> Result<Option<String>, Error> {
     let Some(service) = services.get_opt(name).await? else {
         return Ok(None);
@@ -121,10 +121,13 @@ async fn selected_revision(
         refused.push(not_adopted("Service", ns, name, rollout, "Siskin manages its selector"));
         return Ok(None);
     }
-    Ok(service
+    let selected = service
         .spec
-        .and_then(|s| s.selector)
-        .and_then(|sel| sel.get(REVISION_LABEL).cloned()))
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .and_then(|sel| sel.get(REVISION_LABEL).cloned());
+    managed.push(service);
+    Ok(selected)
 }
 
 /// What one observation found: the engine's input, plus what acting on its
@@ -133,6 +136,8 @@ pub struct World {
     pub observed: Observed,
     pub template: Option<PodTemplateSpec>,
     pub deployments: Vec<(String, Deployment)>,
+    /// The stable and canary Services Siskin manages, as found.
+    pub services: Vec<Service>,
 }
 
 /// Reads everything the engine needs about one Rollout.
@@ -148,9 +153,10 @@ pub async fn observe(
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let mut refused: Vec<String> = desired.not_adopted.clone().into_iter().collect();
     let (stable, canary) = (rollout.spec.service.stable_name(), rollout.spec.service.canary_name());
+    let mut managed = Vec::new();
     let selectors = ServiceSelectors {
-        stable: selected_revision(&services, (ns, &stable), &name, &mut refused).await?,
-        canary: selected_revision(&services, (ns, &canary), &name, &mut refused).await?,
+        stable: selected_revision(&services, (ns, &stable), &name, (&mut refused, &mut managed)).await?,
+        canary: selected_revision(&services, (ns, &canary), &name, (&mut refused, &mut managed)).await?,
     };
     let route = match router {
         None => None,
@@ -180,5 +186,6 @@ pub async fn observe(
         observed,
         template: desired.template,
         deployments: owned,
+        services: managed,
     })
 }

@@ -22,7 +22,9 @@ use super::observe::observe;
 use super::{Context, Error, FIELD_MANAGER, FINALIZER};
 use crate::api::conditions::{find_condition, reasons, types};
 use crate::api::{Rollout, RolloutStatus};
-use crate::plan::{EventKind, Plan, ROUTE_MISSING_POLL, RouteState, clear_canary_traffic, due_hooks, plan};
+use crate::plan::{
+    EventKind, Plan, ROUTE_MISSING_POLL, RouteState, StatusWrite, clear_canary_traffic, due_hooks, plan, status_write,
+};
 use crate::routing::router_for;
 
 /// The longest one reconcile may take. Every call inside has its own
@@ -188,6 +190,7 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         rollout,
         template: world.template.as_ref(),
         deployments: &world.deployments,
+        services: &world.services,
         router: router.as_deref(),
     };
     // Most plans are acted on first and recorded after: their status never
@@ -198,8 +201,9 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     // planning from the older status, would set the previous step's weight
     // again (traffic would step back, then forward).
     let forward = moves_forward(rollout.status.as_ref(), &plan.status);
+    let mut deferred = None;
     if forward {
-        record(ctx, rollout, ns, &plan).await?;
+        deferred = record(ctx, rollout, ns, &plan).await?;
     }
     for action in &plan.actions {
         ctx.metrics.acting(action, target.router.is_some());
@@ -208,7 +212,7 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         }
     }
     if !forward {
-        record(ctx, rollout, ns, &plan).await?;
+        deferred = record(ctx, rollout, ns, &plan).await?;
     }
     ctx.metrics.observe_rollout(rollout, &plan.status);
     // Route changes wake the Rollout (controller/routes.rs), but only for
@@ -222,6 +226,11 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
     let requeue_after = plan
         .requeue_after
         .or_else(|| route_unusable.then_some(ROUTE_MISSING_POLL));
+    // A passing note not yet written is written once it has stood long enough.
+    let requeue_after = match (requeue_after, deferred) {
+        (Some(after), Some(note)) => Some(after.min(note)),
+        (after, note) => after.or(note),
+    };
     // Calls that found no free outbound slot are made on a later reconcile.
     let retry = hooks::DEFERRED_RETRY;
     let requeue_after = if answers.deferred {
@@ -271,9 +280,24 @@ fn moves_forward(before: Option<&RolloutStatus>, after: &RolloutStatus) -> bool 
 }
 
 /// Writes the plan's status and publishes its Events, in that order: an
-/// Event never tells of a decision the status does not hold.
-async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Result<(), Error> {
-    if rollout.status.as_ref() != Some(&plan.status) {
+/// Event never tells of a decision the status does not hold. A status that
+/// changes only passing notes waits (see [`crate::plan::status_write`]):
+/// returns how long, if it does.
+async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Result<Option<Duration>, Error> {
+    let key = cache_key(rollout);
+    let since_written = {
+        let written = ctx
+            .status_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        written.get(&key).map(Instant::elapsed)
+    };
+    let write = status_write(rollout.status.as_ref(), &plan.status, since_written);
+    let deferred = match write {
+        StatusWrite::After(after) => Some(after),
+        StatusWrite::Unchanged | StatusWrite::Now => None,
+    };
+    if write == StatusWrite::Now {
         let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
         // The resourceVersion makes the write conditional: a plan made from
         // a stale copy (the cache can lag behind our own last write, e.g.
@@ -297,18 +321,33 @@ async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Resu
         if written.resource_version() != rollout.resource_version() {
             remember_superseded(ctx, rollout);
         }
+        ctx.status_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, Instant::now());
     }
-    for event in &plan.events {
-        let type_ = match event.kind {
-            EventKind::Normal => EventType::Normal,
-            EventKind::Warning => EventType::Warning,
-        };
-        publish(ctx, rollout, type_, event.reason, event.message.clone()).await;
-    }
+    // Independent writes: published at once, not one round-trip after the
+    // other.
+    let mut told: Vec<(EventType, String, String)> = plan
+        .events
+        .iter()
+        .map(|event| {
+            let type_ = match event.kind {
+                EventKind::Normal => EventType::Normal,
+                EventKind::Warning => EventType::Warning,
+            };
+            (type_, event.reason.to_string(), event.message.clone())
+        })
+        .collect();
     if let Some((reason, message)) = started_waiting_for_route(rollout.status.as_ref(), &plan.status) {
-        publish(ctx, rollout, EventType::Warning, &reason, message).await;
+        told.push((EventType::Warning, reason, message));
     }
-    Ok(())
+    futures::future::join_all(
+        told.into_iter()
+            .map(|(type_, reason, message)| async move { publish(ctx, rollout, type_, &reason, message).await }),
+    )
+    .await;
+    Ok(deferred)
 }
 
 /// A Rollout that starts waiting for a human to create or fix its route
@@ -335,6 +374,7 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
         rollout,
         template: None,
         deployments: &[],
+        services: &[],
         router: router.as_deref(),
     };
     if let Some(router) = router.as_deref()
@@ -360,6 +400,10 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
     }
     ctx.metrics.forget_rollout(rollout);
     ctx.superseded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&cache_key(rollout));
+    ctx.status_written
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&cache_key(rollout));

@@ -192,6 +192,10 @@ struct RouteObject<K> {
     /// `HTTPRoute shop/web`, for messages.
     described: String,
     name: String,
+    /// The route as this reconcile last read it, for its next write: the
+    /// write's `test` operations refuse it if the route moved since, so a
+    /// second read would only cost a round-trip.
+    last_read: std::sync::Mutex<Option<K>>,
 }
 
 impl<K> RouteObject<K>
@@ -206,22 +210,41 @@ where
             api: kube::Api::namespaced(client, namespace),
             described: format!("{} {namespace}/{name}", K::kind(&())),
             name: name.to_string(),
+            last_read: std::sync::Mutex::new(None),
         }
     }
 
     /// The route, or `None` when it does not exist.
     async fn find(&self) -> Result<Option<K>, RoutingError> {
-        self.api
+        let found = self
+            .api
             .get_opt(&self.name)
             .await
-            .map_err(|e| RoutingError::from_kube(&self.described, e))
+            .map_err(|e| RoutingError::from_kube(&self.described, e))?;
+        *self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = found.clone();
+        Ok(found)
     }
 
-    /// The route; its absence is an error.
+    /// The route to build a write on: the copy read last, once (a write
+    /// changes the route, so the one after it reads again); otherwise a
+    /// fresh read. Its absence is an error.
     async fn get(&self) -> Result<K, RoutingError> {
-        self.find().await?.ok_or_else(|| RoutingError::NotFound {
+        let read = self
+            .last_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let route = match read {
+            Some(route) => Some(route),
+            None => self.find().await?.inspect(|_| self.forget()),
+        };
+        route.ok_or_else(|| RoutingError::NotFound {
             route: self.described.clone(),
         })
+    }
+
+    fn forget(&self) {
+        *self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// Sends a guarded JSON Patch under Siskin's field manager.
