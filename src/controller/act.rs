@@ -259,3 +259,49 @@ fn ignore_missing<T>(result: Result<T, kube::Error>) -> Result<(), Error> {
         other => other.map(|_| ()).map_err(Error::from),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn wanted(revision: &str) -> serde_json::Value {
+        json!({
+            "metadata": {
+                "name": "shop-canary",
+                "labels": {ROLLOUT_LABEL: "shop"},
+                "ownerReferences": [{"apiVersion": "siskin.io/v1alpha1", "kind": "Rollout", "name": "shop", "uid": "u-1"}],
+            },
+            "spec": {
+                "selector": revision_labels("shop", revision),
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            }
+        })
+    }
+
+    /// A Service as the API server returns it: defaulted fields added.
+    fn found(revision: &str) -> Service {
+        let mut service = wanted(revision);
+        service["spec"]["clusterIP"] = json!("10.96.0.12");
+        service["spec"]["type"] = json!("ClusterIP");
+        service["metadata"]["resourceVersion"] = json!("42");
+        serde_json::from_value(service).expect("a Service")
+    }
+
+    #[test]
+    fn a_service_already_selecting_the_revision_costs_no_write() {
+        assert!(already_as(&found("r1"), &wanted("r1")));
+    }
+
+    #[test]
+    fn a_service_is_applied_when_its_selector_ports_or_owner_differ() {
+        assert!(!already_as(&found("r0"), &wanted("r1")), "another revision");
+        let mut port = wanted("r1");
+        port["spec"]["ports"][0]["port"] = json!(81);
+        assert!(!already_as(&found("r1"), &port), "another port");
+        let mut orphan = found("r1");
+        orphan.metadata.owner_references = None;
+        assert!(!already_as(&orphan, &wanted("r1")), "handed over by a deleted Rollout");
+    }
+}
