@@ -234,11 +234,7 @@ async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_liv
     let ns = TestNamespace::new("bg-analysis").await;
     let live = live_route_to_stable(&ns).await;
     let preview = preview_route(&ns).await;
-    create(
-        &ns.api(),
-        &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
-    )
-    .await;
+    create(&ns.api(), &traefik_errors()).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let v1 = create_stable(&ns, &rollout("v1", serde_json::Value::Null, true)).await;
     wait_all_on(&live, "v1", "Traefik to serve v1").await;

@@ -64,6 +64,12 @@ pub fn traefik_error_template(address: &str, total: &str) -> siskin::api::Analys
     )
 }
 
+/// [`traefik_error_template`] on the sandbox's Prometheus, counting all of
+/// Traefik's requests per arm: the analysis most sandbox tests run.
+pub fn traefik_errors() -> siskin::api::AnalysisTemplate {
+    traefik_error_template(super::PROMETHEUS_URL, "traefik_service_requests_total")
+}
+
 /// Rollout `name` of the demo app behind Service `name` (port 80 to the
 /// pods' 8080); `spec` gives the rest and may name another Service.
 pub fn demo_rollout(name: &str, spec: serde_json::Value) -> siskin::api::Rollout {
@@ -343,6 +349,16 @@ pub async fn demo_route(ns: &TestNamespace) -> String {
     ]);
     gateway_route(ns, "demo", &host, backends).await;
     host
+}
+
+/// A fresh test namespace with the [`demo_route`] and controller `a`
+/// watching it, where most tests of one Rollout begin; returns the route's
+/// hostname too. The controller stops when dropped.
+pub async fn namespace_with_demo_route(prefix: &str) -> (TestNamespace, String, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    let host = demo_route(&ns).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, host, controller)
 }
 
 /// `(backend, weight)` of every backendRef of the `demo` route, in order.
