@@ -53,6 +53,21 @@ async fn live_route_to_stable(ns: &TestNamespace) -> String {
     host
 }
 
+/// A fresh test namespace with its live and preview routes (the live one
+/// on the demo route's two Services if `routed`, else on the stable Service
+/// alone) and controller `a`; returns the hosts of both routes.
+async fn blue_green_namespace(prefix: &str, routed: bool) -> (TestNamespace, String, String, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    let live = if routed {
+        demo_route(&ns).await
+    } else {
+        live_route_to_stable(&ns).await
+    };
+    let preview = preview_route(&ns).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, live, preview, controller)
+}
+
 /// Answers by version to a short burst through Traefik; `None` unless
 /// every request was answered 200.
 async fn burst(host: &str, requests: u64) -> Option<serde_json::Value> {
@@ -182,10 +197,7 @@ async fn release_switch_and_roll_back(ns: &TestNamespace, live: &str, preview: &
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_one_write() {
-    let ns = TestNamespace::new("bg-selector").await;
-    let live = live_route_to_stable(&ns).await;
-    let preview = preview_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, live, preview, _controller) = blue_green_namespace("bg-selector", false).await;
     create(&ns.api(), &rollout("v1", serde_json::Value::Null, false)).await;
     release_switch_and_roll_back(&ns, &live, &preview, false, true).await;
     delete_rollouts(&ns).await;
@@ -194,10 +206,7 @@ async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_on
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_on_an_http_route_switches_the_weights_and_rolls_back_with_one_write() {
-    let ns = TestNamespace::new("bg-route").await;
-    let live = demo_route(&ns).await;
-    let preview = preview_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, live, preview, _controller) = blue_green_namespace("bg-route", true).await;
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": "demo"}}});
     create(&ns.api(), &rollout("v1", routing, true)).await;
     release_switch_and_roll_back(&ns, &live, &preview, true, false).await;
