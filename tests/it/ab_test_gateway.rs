@@ -166,10 +166,7 @@ async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
     wait_all_on(&host, Some(BETA), "v2").await;
 
     siskin(&["abort", "demo", "-n", &ns.name]).await;
-    wait_rollout(&ns, "demo", "the Aborted phase", |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    wait_rollout(&ns, "demo", "the Aborted phase", is_aborted).await;
     let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, Some(BETA), "v1").await;
@@ -205,15 +202,8 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
         steady_load(host.clone(), Some(BETA), stop.clone()),
         steady_load(host.clone(), None, stop.clone()),
     ];
-    let release = json!({
-        "template": demo_template_with_errors("v2", "0.3"),
-        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-    });
-    patch_spec(&ns, "demo", release).await;
-    let aborted = wait_rollout_within(&ns, "demo", "the A/B test aborted", Duration::from_secs(150), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    patch_spec(&ns, "demo", analysed_release("v2", "0.3", "pause")).await;
+    let aborted = wait_aborted(&ns, "demo", "the A/B test aborted", Duration::from_secs(150)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.expect("load");

@@ -173,10 +173,7 @@ async fn release_switch_and_roll_back(ns: &TestNamespace, live: &str, preview: &
     let before = traffic_objects(ns, routed).await;
     siskin(&["abort", "demo", "-n", &ns.name]).await;
     let rolled_back = wait_all_on(live, "v1", "all live traffic back on blue").await;
-    wait_rollout(ns, "demo", "the abort recorded", |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    wait_rollout(ns, "demo", "the abort recorded", is_aborted).await;
     let after = traffic_objects(ns, routed).await;
     let written = changed(&before, &after);
     assert_eq!(written.len(), 1, "a rollback is one write, wrote {written:?}");
@@ -264,10 +261,7 @@ async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_liv
     })
     .await;
     let preview_load = steady_load(preview.clone(), stop.clone());
-    let aborted = wait_rollout_within(&ns, "demo", "green aborted in preview", Duration::from_secs(150), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    let aborted = wait_aborted(&ns, "demo", "green aborted in preview", Duration::from_secs(150)).await;
     stop.store(true, Ordering::Relaxed);
     let live_seen = live_load.await.expect("live load");
     let preview_seen = preview_load.await.expect("preview load");

@@ -206,10 +206,7 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
         took.as_secs_f64()
     );
 
-    wait_rollout(&ns, "demo", "the Aborted status", |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    wait_rollout(&ns, "demo", "the Aborted status", is_aborted).await;
     let status = rollout_status(&ns, "demo").await.expect("status");
     let aborted = status
         .conditions

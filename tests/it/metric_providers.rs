@@ -287,11 +287,7 @@ impl Scenario {
 
     async fn aborted(mut self) {
         self.release(FAULTY_CANARY_RATE).await;
-        let status = self
-            .wait("the faulty canary to be aborted", |s| {
-                s.phase == Some(RolloutPhase::Aborted)
-            })
-            .await;
+        let status = self.wait("the faulty canary to be aborted", is_aborted).await;
         println!("{}: aborted: {:?}", self.ns.name, status.message);
         let (_, reason, message) = condition_of(&status, "Aborted").expect("Aborted condition");
         assert_eq!(reason, "Regression", "aborted by the analysis: {message}");

@@ -194,10 +194,7 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
     .await;
 
     release_version(&ns, "demo", "v2").await;
-    let aborted = wait_rollout_within(&ns, "demo", "the abort", Duration::from_secs(120), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    let aborted = wait_aborted(&ns, "demo", "the abort", Duration::from_secs(120)).await;
     let abort = aborted.abort.expect("abort");
     assert_eq!(abort.reason, AbortReason::Webhook);
     assert!(

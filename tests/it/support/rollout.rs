@@ -90,6 +90,27 @@ pub fn is_stable(status: &siskin::api::RolloutStatus) -> bool {
     status.phase == Some(siskin::api::RolloutPhase::Healthy) && status.stable_revision.is_some()
 }
 
+/// Whether a Rollout's release was rolled back.
+pub fn is_aborted(status: &siskin::api::RolloutStatus) -> bool {
+    status.phase == Some(siskin::api::RolloutPhase::Aborted)
+}
+
+/// Waits up to `timeout` until Rollout `name` is aborted, and returns
+/// that status.
+pub async fn wait_aborted(ns: &TestNamespace, name: &str, what: &str, timeout: Duration) -> siskin::api::RolloutStatus {
+    wait_rollout_within(ns, name, what, timeout, is_aborted).await
+}
+
+/// The spec change releasing the demo app's `version` answering a share
+/// `error_rate` of requests with 500, analysed by AnalysisTemplate
+/// `errors` and acting `on_inconclusive` as it says.
+pub fn analysed_release(version: &str, error_rate: &str, on_inconclusive: &str) -> serde_json::Value {
+    json!({
+        "template": demo_template_with_errors(version, error_rate),
+        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": on_inconclusive},
+    })
+}
+
 /// Creates `rollout` and waits up to 90 s until its first revision is
 /// stable; returns that revision.
 pub async fn create_stable(ns: &TestNamespace, rollout: &siskin::api::Rollout) -> String {
