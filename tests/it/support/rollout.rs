@@ -397,6 +397,21 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// The canary's weight on `route`: the sum over its rules of the weights of
+/// backend `demo-canary`.
+pub fn canary_weight_on(route: &gateway_api::httproutes::HttpRoute) -> i32 {
+    let backends = route
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.backend_refs.iter().flatten());
+    backends
+        .filter(|b| b.name == "demo-canary")
+        .map(|b| b.weight.unwrap_or(1))
+        .sum()
+}
+
 /// Changes an annotation of Rollout `name`, which wakes the controller for
 /// it at once.
 async fn annotate(ns: &TestNamespace, name: &str) {
