@@ -100,10 +100,8 @@ fn notified(hooks: &Hooks, kind: &str, reason: &str) -> bool {
 /// A test namespace with the demo route, a controller, and the webhook
 /// server at the returned base URL.
 async fn hooked_namespace(prefix: &str) -> (TestNamespace, Arc<Hooks>, String, ControllerProcess) {
-    let ns = TestNamespace::new(prefix).await;
+    let (ns, _, controller) = namespace_with_demo_route(prefix).await;
     let (hooks, base) = serve().await;
-    demo_route(&ns).await;
-    let controller = ControllerProcess::start(&ns, "a");
     (ns, hooks, base, controller)
 }
 
