@@ -58,6 +58,13 @@ async fn server(head: String, body_chunks: usize, connections: usize) -> (Socket
     (addr, accepted)
 }
 
+/// A server that answers one connection with `status` and a body of 1 GiB
+/// announced, streamed in 64 KiB chunks as long as anyone reads.
+async fn gigabyte_server(status: &str) -> SocketAddr {
+    let head = format!("HTTP/1.1 {status}\r\ncontent-length: 1073741824\r\n\r\n");
+    server(head, 16 * 1024, 1).await.0
+}
+
 /// A server that accepts connections and never answers.
 async fn silent_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -75,6 +82,11 @@ async fn silent_server() -> SocketAddr {
     addr
 }
 
+/// A webhook call with an empty JSON object as its body.
+async fn call_webhook(egress: &Egress, url: &str, timeout: Duration) -> Result<Answer, Failure> {
+    egress.post_json(Purpose::Webhook, url, timeout, &json!({})).await
+}
+
 fn answer(status: &str, extra: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
@@ -84,19 +96,15 @@ fn answer(status: &str, extra: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn a_gigabyte_error_body_is_cut_at_the_cap_and_the_call_returns_promptly() {
-    // 1 GiB announced, streamed in 64 KiB chunks as long as anyone reads.
-    let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 1073741824\r\n\r\n".to_string();
-    let (addr, _) = server(head, 16 * 1024, 1).await;
+    let addr = gigabyte_server("500 Internal Server Error").await;
     let started = Instant::now();
-    let answer = egress(loopback_allowed(), true)
-        .post_json(
-            Purpose::Webhook,
-            &format!("http://{addr}/"),
-            Duration::from_secs(10),
-            &json!({}),
-        )
-        .await
-        .expect("an answer");
+    let answer = call_webhook(
+        &egress(loopback_allowed(), true),
+        &format!("http://{addr}/"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("an answer");
     assert_eq!(answer.code, 500);
     assert_eq!(answer.body.len(), Purpose::Webhook.body_cap());
     assert!(!answer.complete);
@@ -109,8 +117,7 @@ async fn a_gigabyte_error_body_is_cut_at_the_cap_and_the_call_returns_promptly()
 
 #[tokio::test]
 async fn a_metric_reply_over_the_cap_is_an_error_not_buffered() {
-    let head = "HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n".to_string();
-    let (addr, _) = server(head, 16 * 1024, 1).await;
+    let addr = gigabyte_server("200 OK").await;
     let started = Instant::now();
     let failure = egress(loopback_allowed(), false)
         .get(Purpose::MetricQuery, &format!("http://{addr}/"), Duration::from_secs(5))
@@ -129,15 +136,13 @@ async fn a_redirect_is_an_answer_and_never_followed() {
         format!("http://{target}/"),
     ] {
         let (addr, _) = server(answer("302 Found", &format!("location: {location}\r\n"), ""), 0, 1).await;
-        let answer = egress(loopback_allowed(), false)
-            .post_json(
-                Purpose::Webhook,
-                &format!("http://{addr}/"),
-                Duration::from_secs(5),
-                &json!({}),
-            )
-            .await
-            .expect("an answer");
+        let answer = call_webhook(
+            &egress(loopback_allowed(), false),
+            &format!("http://{addr}/"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("an answer");
         assert_eq!(answer.code, 302, "redirect to {location}");
         assert!(!answer.is_success());
     }
@@ -152,15 +157,13 @@ async fn a_redirect_is_an_answer_and_never_followed() {
 async fn the_metadata_address_is_refused_naming_the_rule() {
     let counters = OutboundCounters::default();
     let egress = Egress::new(&EgressSettings::default(), counters.clone());
-    let failure = egress
-        .post_json(
-            Purpose::Webhook,
-            "http://169.254.169.254/latest/meta-data/",
-            Duration::from_secs(5),
-            &json!({}),
-        )
-        .await
-        .expect_err("refused");
+    let failure = call_webhook(
+        &egress,
+        "http://169.254.169.254/latest/meta-data/",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("refused");
     assert_eq!(
         egress.explain(&failure),
         "denied by destination policy: 169.254.169.254 is link-local (169.254.0.0/16); allow it with --allow-destination"
@@ -203,15 +206,13 @@ async fn the_api_server_is_refused_even_inside_an_allowed_cidr() {
 #[tokio::test]
 async fn a_name_resolving_to_loopback_is_refused_at_connect_by_default() {
     let (addr, hits) = server(answer("200 OK", "", "ok"), 0, 1).await;
-    let failure = egress(DestinationPolicy::default(), false)
-        .post_json(
-            Purpose::Webhook,
-            &format!("http://localhost:{}/", addr.port()),
-            Duration::from_secs(5),
-            &json!({}),
-        )
-        .await
-        .expect_err("refused");
+    let failure = call_webhook(
+        &egress(DestinationPolicy::default(), false),
+        &format!("http://localhost:{}/", addr.port()),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("refused");
     let Failure::Denied(refusal) = &failure else {
         panic!("not a refusal: {failure:?}");
     };
@@ -222,15 +223,13 @@ async fn a_name_resolving_to_loopback_is_refused_at_connect_by_default() {
 #[tokio::test(start_paused = true)]
 async fn an_hour_long_timeout_is_capped() {
     let addr = silent_server().await;
-    let failure = egress(loopback_allowed(), false)
-        .post_json(
-            Purpose::Webhook,
-            &format!("http://{addr}/"),
-            Duration::from_secs(3600),
-            &json!({}),
-        )
-        .await
-        .expect_err("no answer");
+    let failure = call_webhook(
+        &egress(loopback_allowed(), false),
+        &format!("http://{addr}/"),
+        Duration::from_secs(3600),
+    )
+    .await
+    .expect_err("no answer");
     assert_eq!(failure, Failure::Timeout(Purpose::Webhook.timeout_cap()));
     assert_eq!(failure.to_string(), "no answer within 30s");
 }
@@ -270,8 +269,7 @@ async fn answer_bodies_and_error_causes_are_shown_only_when_reflection_is_on() {
     let url = format!("http://{addr}/");
     for (reflect, shown) in [(false, ""), (true, "internal secret")] {
         let egress = egress(loopback_allowed(), reflect);
-        let answer = egress
-            .post_json(Purpose::Webhook, &url, Duration::from_secs(5), &json!({}))
+        let answer = call_webhook(&egress, &url, Duration::from_secs(5))
             .await
             .expect("an answer");
         assert_eq!(answer.code, 403);
@@ -285,8 +283,7 @@ async fn answer_bodies_and_error_causes_are_shown_only_when_reflection_is_on() {
     let url = format!("http://{closed}/");
     for (reflect, exact) in [(false, true), (true, false)] {
         let egress = egress(loopback_allowed(), reflect);
-        let failure = egress
-            .post_json(Purpose::Webhook, &url, Duration::from_secs(5), &json!({}))
+        let failure = call_webhook(&egress, &url, Duration::from_secs(5))
             .await
             .expect_err("refused");
         assert!(matches!(failure, Failure::ConnectionRefused { .. }), "{failure:?}");

@@ -101,12 +101,24 @@ async fn wait_all_on(host: &str, header: Option<&str>, version: &str) {
     .await;
 }
 
+/// Creates `first`, the A/B test at v1, releases v2 and waits until the
+/// A/B rule is in place and accepted; returns the route's rules as the
+/// user wrote them.
+async fn release_v2(ns: &TestNamespace, first: &Rollout) -> Value {
+    create_stable(ns, first).await;
+    let users_rules = rules(ns).await;
+    release_version(ns, "demo", "v2").await;
+    wait_rollout(ns, "demo", "the A/B rule in place and accepted", |s| {
+        s.canary_revision.is_some() && s.step_started_at.is_some()
+    })
+    .await;
+    users_rules
+}
+
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restores_the_users_route() {
-    let ns = TestNamespace::new("ab-gw").await;
-    let host = demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, host, _controller) = namespace_with_demo_route("ab-gw").await;
     create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
     wait_all_on(&host, None, "v1").await;
@@ -149,23 +161,12 @@ async fn ab_test_sends_only_matching_requests_to_the_canary_and_promotion_restor
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn aborting_an_ab_test_removes_the_rule_and_keeps_everyone_on_stable() {
-    let ns = TestNamespace::new("ab-abort").await;
-    let host = demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
-    create_stable(&ns, &rollout("v1")).await;
-    let users_rules = rules(&ns).await;
-    release_version(&ns, "demo", "v2").await;
-    wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
-        s.canary_revision.is_some() && s.step_started_at.is_some()
-    })
-    .await;
+    let (ns, host, _controller) = namespace_with_demo_route("ab-abort").await;
+    let users_rules = release_v2(&ns, &rollout("v1")).await;
     wait_all_on(&host, Some(BETA), "v2").await;
 
     siskin(&["abort", "demo", "-n", &ns.name]).await;
-    wait_rollout(&ns, "demo", "the Aborted phase", |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    wait_rollout(&ns, "demo", "the Aborted phase", is_aborted).await;
     let after = rules_once_ab_rule_removed(&ns).await;
     assert_eq!(after, users_rules, "the route is the user's again");
     wait_all_on(&host, Some(BETA), "v1").await;
@@ -190,11 +191,7 @@ fn steady_load(host: String, header: Option<&'static str>, stop: Arc<AtomicBool>
 async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() {
     let ns = TestNamespace::new("ab-analysis").await;
     let host = demo_route(&ns).await;
-    create(
-        &ns.api(),
-        &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
-    )
-    .await;
+    create(&ns.api(), &traefik_errors()).await;
     let _controller = ControllerProcess::start(&ns, "a");
     create_stable(&ns, &rollout("v1")).await;
     let users_rules = rules(&ns).await;
@@ -205,15 +202,8 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
         steady_load(host.clone(), Some(BETA), stop.clone()),
         steady_load(host.clone(), None, stop.clone()),
     ];
-    let release = json!({
-        "template": demo_template_with_errors("v2", "0.3"),
-        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "pause"},
-    });
-    patch_spec(&ns, "demo", release).await;
-    let aborted = wait_rollout_within(&ns, "demo", "the A/B test aborted", Duration::from_secs(150), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    patch_spec(&ns, "demo", analysed_release("v2", "0.3", "pause")).await;
+    let aborted = wait_aborted(&ns, "demo", "the A/B test aborted", Duration::from_secs(150)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.expect("load");
@@ -233,17 +223,9 @@ async fn ab_test_with_analysis_aborts_a_faulty_canary_on_the_matched_requests() 
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn ab_test_by_cookie_sends_only_requests_with_that_cookie_to_the_canary() {
-    let ns = TestNamespace::new("ab-cookie").await;
-    let host = demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, host, _controller) = namespace_with_demo_route("ab-cookie").await;
     let by_cookie = json!([{"cookie": {"name": "canary", "value": "always"}}]);
-    create_stable(&ns, &rollout_matching("v1", by_cookie)).await;
-    let users_rules = rules(&ns).await;
-    release_version(&ns, "demo", "v2").await;
-    wait_rollout(&ns, "demo", "the A/B rule in place and accepted", |s| {
-        s.canary_revision.is_some() && s.step_started_at.is_some()
-    })
-    .await;
+    let users_rules = release_v2(&ns, &rollout_matching("v1", by_cookie)).await;
     let with_cookie = Some("cookie:theme=dark; canary=always; lang=en");
     wait_all_on(&host, with_cookie, "v2").await;
 

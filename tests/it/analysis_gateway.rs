@@ -104,7 +104,7 @@ const MIN_HOLD: Duration = Duration::from_secs(150);
 async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_traffic_returns_to_stable() {
     let s = setup_with_stable_rate(
         "analysis-faulty",
-        traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+        traefik_errors(),
         json!({"min": format!("{}s", MIN_HOLD.as_secs()), "max": "180s"}),
         FAULTY_STABLE_RATE,
     )
@@ -142,7 +142,7 @@ async fn canary_at_2_percent_errors_against_0_1_is_aborted_automatically_and_tra
 async fn healthy_canary_is_promoted_on_evidence() {
     let s = setup(
         "analysis-healthy",
-        traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
+        traefik_errors(),
         json!({"min": "10s", "max": "180s"}),
     )
     .await;

@@ -3,15 +3,19 @@
 //! lua5.4 (tests/sandbox/install.sh); a plain `cargo test` without it says
 //! so and passes.
 
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// Runs `program` on `script`, a path in the repository, from its root.
+fn run_from_root(program: &str, script: &str) -> std::io::Result<Output> {
+    Command::new(program)
+        .arg(script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+}
 
 #[test]
 fn argo_cd_health_and_actions_read_real_rollouts() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let run = Command::new("lua5.4")
-        .arg("gitops/argocd/test.lua")
-        .current_dir(root)
-        .output();
+    let run = run_from_root("lua5.4", "gitops/argocd/test.lua");
     let out = match run {
         Ok(out) => out,
         Err(e) if std::env::var_os("SISKIN_SANDBOX").is_none() => {
@@ -34,11 +38,7 @@ fn argo_cd_health_and_actions_read_real_rollouts() {
 #[test]
 fn the_argocd_cm_patch_carries_every_script() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("bash")
-        .arg("gitops/argocd/render.sh")
-        .current_dir(root)
-        .output()
-        .expect("run render.sh");
+    let out = run_from_root("bash", "gitops/argocd/render.sh").expect("run render.sh");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let patch: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("YAML");
     let data = &patch["data"];

@@ -41,9 +41,7 @@ async fn wait_sizes(ns: &TestNamespace, (stable, stable_pods): (&str, i32), (can
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn scaling_mid_canary_keeps_the_step_and_resizes_both_revisions() {
-    let ns = TestNamespace::new("autoscaling").await;
-    demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, _, _controller) = namespace_with_demo_route("autoscaling").await;
     let mut rollout = canary_rollout("demo", "demo", "v1", routing(), steps());
     rollout.spec.replicas = 2;
     let v1 = create_stable_within(&ns, &rollout, TIMEOUT).await;

@@ -41,6 +41,15 @@ fn split_rules(service: &str) -> Value {
     ]}])
 }
 
+/// A fresh test namespace with route `demo` as users write it for
+/// Service `demo`, and controller `a`.
+async fn namespace_with_users_route(prefix: &str) -> (TestNamespace, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    route_with_rules(&ns, "demo", split_rules("demo")).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, controller)
+}
+
 async fn route_json(ns: &TestNamespace, name: &str) -> Value {
     let route = ns.api::<HttpRoute>().get(name).await.expect("route");
     serde_json::to_value(route).expect("route JSON")
@@ -425,9 +434,7 @@ async fn concurrent_route_edit_is_retried_on_fresh_data_never_clobbered() {
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn other_rollouts_keep_progressing_meanwhile() {
-    let ns = TestNamespace::new("bad-neighbour").await;
-    route_with_rules(&ns, "demo", split_rules("demo")).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, _controller) = namespace_with_users_route("bad-neighbour").await;
     let steps = json!([{"weight": 20, "hold": {"min": "2s"}}, {"weight": 60, "hold": {"min": "2s"}}]);
     let broken = canary_rollout("broken", "broken", "v1", gateway("nowhere"), steps.clone());
     create(&ns.api(), &broken).await;
@@ -524,9 +531,7 @@ async fn specs_the_controller_cannot_act_on_are_named_in_a_condition_and_an_even
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn an_invalid_change_freezes_the_rollout_where_it_is_until_fixed() {
-    let ns = TestNamespace::new("bad-change").await;
-    route_with_rules(&ns, "demo", split_rules("demo")).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, _controller) = namespace_with_users_route("bad-change").await;
     let steps = json!([{"weight": 50, "hold": {"min": "2s"}}]);
     create(&ns.api(), &canary_rollout("demo", "demo", "v1", gateway("demo"), steps)).await;
     let v1 = stable(&ns, "demo").await;

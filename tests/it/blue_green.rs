@@ -53,6 +53,21 @@ async fn live_route_to_stable(ns: &TestNamespace) -> String {
     host
 }
 
+/// A fresh test namespace with its live and preview routes (the live one
+/// on the demo route's two Services if `routed`, else on the stable Service
+/// alone) and controller `a`; returns the hosts of both routes.
+async fn blue_green_namespace(prefix: &str, routed: bool) -> (TestNamespace, String, String, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    let live = if routed {
+        demo_route(&ns).await
+    } else {
+        live_route_to_stable(&ns).await
+    };
+    let preview = preview_route(&ns).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, live, preview, controller)
+}
+
 /// Answers by version to a short burst through Traefik; `None` unless
 /// every request was answered 200.
 async fn burst(host: &str, requests: u64) -> Option<serde_json::Value> {
@@ -158,10 +173,7 @@ async fn release_switch_and_roll_back(ns: &TestNamespace, live: &str, preview: &
     let before = traffic_objects(ns, routed).await;
     siskin(&["abort", "demo", "-n", &ns.name]).await;
     let rolled_back = wait_all_on(live, "v1", "all live traffic back on blue").await;
-    wait_rollout(ns, "demo", "the abort recorded", |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    wait_rollout(ns, "demo", "the abort recorded", is_aborted).await;
     let after = traffic_objects(ns, routed).await;
     let written = changed(&before, &after);
     assert_eq!(written.len(), 1, "a rollback is one write, wrote {written:?}");
@@ -182,10 +194,7 @@ async fn release_switch_and_roll_back(ns: &TestNamespace, live: &str, preview: &
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_one_write() {
-    let ns = TestNamespace::new("bg-selector").await;
-    let live = live_route_to_stable(&ns).await;
-    let preview = preview_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, live, preview, _controller) = blue_green_namespace("bg-selector", false).await;
     create(&ns.api(), &rollout("v1", serde_json::Value::Null, false)).await;
     release_switch_and_roll_back(&ns, &live, &preview, false, true).await;
     delete_rollouts(&ns).await;
@@ -194,10 +203,7 @@ async fn blue_green_switches_the_stable_services_selector_and_rolls_back_with_on
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn blue_green_on_an_http_route_switches_the_weights_and_rolls_back_with_one_write() {
-    let ns = TestNamespace::new("bg-route").await;
-    let live = demo_route(&ns).await;
-    let preview = preview_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, live, preview, _controller) = blue_green_namespace("bg-route", true).await;
     let routing = json!({"gatewayAPI": {"httpRoute": {"name": "demo"}}});
     create(&ns.api(), &rollout("v1", routing, true)).await;
     release_switch_and_roll_back(&ns, &live, &preview, true, false).await;
@@ -234,11 +240,7 @@ async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_liv
     let ns = TestNamespace::new("bg-analysis").await;
     let live = live_route_to_stable(&ns).await;
     let preview = preview_route(&ns).await;
-    create(
-        &ns.api(),
-        &traefik_error_template(PROMETHEUS_URL, "traefik_service_requests_total"),
-    )
-    .await;
+    create(&ns.api(), &traefik_errors()).await;
     let _controller = ControllerProcess::start(&ns, "a");
     let v1 = create_stable(&ns, &rollout("v1", serde_json::Value::Null, true)).await;
     wait_all_on(&live, "v1", "Traefik to serve v1").await;
@@ -259,10 +261,7 @@ async fn blue_green_analysis_of_the_preview_aborts_a_faulty_green_before_any_liv
     })
     .await;
     let preview_load = steady_load(preview.clone(), stop.clone());
-    let aborted = wait_rollout_within(&ns, "demo", "green aborted in preview", Duration::from_secs(150), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    let aborted = wait_aborted(&ns, "demo", "green aborted in preview", Duration::from_secs(150)).await;
     stop.store(true, Ordering::Relaxed);
     let live_seen = live_load.await.expect("live load");
     let preview_seen = preview_load.await.expect("preview load");

@@ -63,9 +63,7 @@ async fn wait_at_weight(ns: &TestNamespace, weight: i32) {
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
-    let ns = TestNamespace::new("canary-gw").await;
-    let host = demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, host, _controller) = namespace_with_demo_route("canary-gw").await;
     let steps = json!([{"weight": 10}, {"pause": {}}, {"weight": 50}, {"pause": {}}, {"weight": 100}, {"pause": {}}]);
     let v1 = first_release(&ns, steps).await;
     // The route existed before its Services: give Traefik a moment to resolve
@@ -180,9 +178,7 @@ async fn canary_moves_live_traffic_step_by_step_and_promotes_the_same_pods() {
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
-    let ns = TestNamespace::new("canary-abort").await;
-    let host = demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, host, _controller) = namespace_with_demo_route("canary-abort").await;
     let v1 = first_release(&ns, json!([{"weight": 50}, {"pause": {}}])).await;
     release_version(&ns, "demo", "v2").await;
     wait_at_weight(&ns, 50).await;
@@ -210,10 +206,7 @@ async fn abort_returns_all_traffic_to_stable_with_one_route_write() {
         took.as_secs_f64()
     );
 
-    wait_rollout(&ns, "demo", "the Aborted status", |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    wait_rollout(&ns, "demo", "the Aborted status", is_aborted).await;
     let status = rollout_status(&ns, "demo").await.expect("status");
     let aborted = status
         .conditions

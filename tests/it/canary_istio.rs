@@ -221,8 +221,7 @@ async fn ab_test_on_a_virtual_service_adds_one_named_route_first_and_removes_it_
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn mirroring_stage_carries_the_mirror_on_the_named_route_and_drops_it_after() {
-    let ns = TestNamespace::new("mirror-istio").await;
-    let (before, _controller) = in_mirror_stage(&ns).await;
+    let (ns, before, _controller) = in_mirror_stage("mirror-istio").await;
     let primary = http_route(&ns, "primary").await;
     println!("mirror stage: primary route {primary}");
     assert_eq!(
@@ -271,8 +270,7 @@ async fn mirroring_stage_carries_the_mirror_on_the_named_route_and_drops_it_afte
 #[tokio::test]
 #[ignore = "needs the sandbox: make test"]
 async fn deleting_a_rollout_during_its_mirror_stage_takes_the_mirror_off_the_route() {
-    let ns = TestNamespace::new("mirror-delete").await;
-    let (before, _controller) = in_mirror_stage(&ns).await;
+    let (ns, before, _controller) = in_mirror_stage("mirror-delete").await;
     assert!(http_route(&ns, "primary").await.get("mirror").is_some(), "mirroring");
 
     delete_rollouts(&ns).await;
@@ -289,9 +287,12 @@ async fn deleting_a_rollout_during_its_mirror_stage_takes_the_mirror_off_the_rou
     );
 }
 
-/// A canary on the VirtualService `demo` whose v2 holds in a 50 % mirror
-/// stage (for an hour), with the routes as they were before the release.
-async fn in_mirror_stage(ns: &TestNamespace) -> (Value, ControllerProcess) {
+/// A fresh test namespace with a canary on the VirtualService `demo` whose
+/// v2 holds in a 50 % mirror stage (for an hour), with the routes as they
+/// were before the release.
+async fn in_mirror_stage(prefix: &str) -> (TestNamespace, Value, ControllerProcess) {
+    let namespace = TestNamespace::new(prefix).await;
+    let ns = &namespace;
     virtual_service(ns).await;
     let before = http_routes(ns).await;
     let controller = ControllerProcess::start(ns, "a");
@@ -306,5 +307,5 @@ async fn in_mirror_stage(ns: &TestNamespace) -> (Value, ControllerProcess) {
         s.current_step_index == Some(0) && s.step_started_at.is_some()
     })
     .await;
-    (before, controller)
+    (namespace, before, controller)
 }

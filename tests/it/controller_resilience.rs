@@ -296,18 +296,6 @@ fn kill_seed() -> u64 {
 /// The canary's weight on the route at each of its generations.
 type RouteHistory = Arc<Mutex<Vec<(i64, i32)>>>;
 
-fn canary_weight_on(route: &HttpRoute) -> i32 {
-    let refs = route
-        .spec
-        .rules
-        .iter()
-        .flatten()
-        .flat_map(|r| r.backend_refs.iter().flatten());
-    refs.filter(|b| b.name == "demo-canary")
-        .map(|b| b.weight.unwrap_or(1))
-        .sum()
-}
-
 /// Watches the route: records each generation's canary weight, and sends
 /// the generation each time the controller writes the route.
 fn watch_route_writes(ns: &TestNamespace) -> (mpsc::UnboundedReceiver<i64>, RouteHistory, tokio::task::JoinHandle<()>) {

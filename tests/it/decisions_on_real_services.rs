@@ -157,27 +157,22 @@ fn a_healthy_canary_with_no_errors_at_all_is_promoted_within_the_holds() {
     t.assert_promoted_at_least(0.9);
 }
 
-#[test]
-fn errors_going_from_a_tenth_of_a_percent_to_one_percent_abort() {
-    let t = tally(0.001, Effect::ErrorRatio(10.0), RUNS);
-    t.assert_aborted_at_least(0.95);
+/// Regressions the templates must catch: against a stable at 0.1 % errors,
+/// nearly every run of a canary with each effect aborts. One test each.
+macro_rules! regressions_abort {
+    ($($(#[$doc:meta])* $name:ident: $effect:expr;)*) => {$(
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            tally(0.001, $effect, RUNS).assert_aborted_at_least(0.95);
+        }
+    )*};
 }
 
-#[test]
-fn errors_half_a_point_above_stable_abort() {
-    // 0.1 % → 0.6 %: the smallest error regression the templates must catch.
-    let t = tally(0.001, Effect::ErrorRatio(6.0), RUNS);
-    t.assert_aborted_at_least(0.95);
-}
-
-#[test]
-fn a_canary_twenty_percent_slower_aborts() {
-    let t = tally(0.001, Effect::LatencyScale(1.2), RUNS);
-    t.assert_aborted_at_least(0.95);
-}
-
-#[test]
-fn a_canary_fifty_percent_slower_aborts() {
-    let t = tally(0.001, Effect::LatencyScale(1.5), RUNS);
-    t.assert_aborted_at_least(0.95);
+regressions_abort! {
+    errors_going_from_a_tenth_of_a_percent_to_one_percent_abort: Effect::ErrorRatio(10.0);
+    /// 0.1 % → 0.6 %: the smallest error regression the templates must catch.
+    errors_half_a_point_above_stable_abort: Effect::ErrorRatio(6.0);
+    a_canary_twenty_percent_slower_aborts: Effect::LatencyScale(1.2);
+    a_canary_fifty_percent_slower_aborts: Effect::LatencyScale(1.5);
 }

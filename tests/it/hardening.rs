@@ -124,10 +124,7 @@ async fn wait_stable(ns: &TestNamespace, names: &[String], within: Duration) {
 
 /// The abort message of Rollout `name`, once it is aborted.
 async fn aborted_with(ns: &TestNamespace, name: &str, within: Duration) -> String {
-    let status = wait_rollout_within(ns, name, "the abort", within, |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    let status = wait_aborted(ns, name, "the abort", within).await;
     let note = wait_event(ns, name, "Warning", "Aborted").await;
     let (_, reason, _) = condition_of(&status, "Aborted").expect("an Aborted condition");
     assert_eq!(reason, "Webhook", "{name}: {note}");

@@ -145,22 +145,6 @@ async fn paused_at(ns: &TestNamespace, revision: &str, weight: i32) -> RolloutSt
     .await
 }
 
-/// The canary's weight on the route.
-fn canary_weight(route: HttpRoute) -> Option<i32> {
-    let backends = route
-        .spec
-        .rules
-        .into_iter()
-        .flatten()
-        .flat_map(|r| r.backend_refs.into_iter().flatten());
-    Some(
-        backends
-            .filter(|b| b.name == "demo-canary")
-            .map(|b| b.weight.unwrap_or(1))
-            .sum(),
-    )
-}
-
 /// The step indices the rollout to `revision` went through, in order.
 fn steps_entered(statuses: &[RolloutStatus], revision: &str) -> Vec<i32> {
     let mut entered = Vec::new();
@@ -218,7 +202,7 @@ async fn a_leader_resumed_after_losing_the_lease_writes_nothing() {
     )
     .await;
     let statuses = Recorded::watch(ns.api::<Rollout>(), NAME, |r| r.status);
-    let weights = Recorded::watch(ns.api::<HttpRoute>(), NAME, canary_weight);
+    let weights = Recorded::watch(ns.api::<HttpRoute>(), NAME, |route| Some(canary_weight_on(&route)));
     release_version(&ns, NAME, "v2").await;
     let rollout = ns.api::<Rollout>().get(NAME).await.expect("rollout");
     let v2 = revision_hash(rollout.spec.template.as_ref().expect("template"));

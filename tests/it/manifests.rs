@@ -79,40 +79,26 @@ async fn install(client: &Client) -> Installed {
     installed
 }
 
+/// Gets object `name` through `api`; a missing one fails the test.
+async fn get_installed<K>(api: Api<K>, name: &str) -> K
+where
+    K: k8s_openapi::Resource + kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get(name)
+        .await
+        .unwrap_or_else(|e| panic!("{} {name}: {e}", K::KIND))
+}
+
 async fn assert_objects_exist(client: &Client) {
     let (c, n) = (client.clone(), SYSTEM);
-    Api::<Namespace>::all(c.clone())
-        .get(n)
-        .await
-        .expect("namespace siskin-system");
-    Api::<ServiceAccount>::namespaced(c.clone(), n)
-        .get("siskin")
-        .await
-        .expect("ServiceAccount");
-    Api::<ClusterRole>::all(c.clone())
-        .get("siskin-controller")
-        .await
-        .expect("ClusterRole");
-    Api::<ClusterRoleBinding>::all(c.clone())
-        .get("siskin-controller")
-        .await
-        .expect("ClusterRoleBinding");
-    Api::<Role>::namespaced(c.clone(), n)
-        .get("siskin-leader-election")
-        .await
-        .expect("Role");
-    Api::<RoleBinding>::namespaced(c.clone(), n)
-        .get("siskin-leader-election")
-        .await
-        .expect("RoleBinding");
-    Api::<Service>::namespaced(c.clone(), n)
-        .get("siskin-controller-metrics")
-        .await
-        .expect("metrics Service");
-    let crd = Api::<CustomResourceDefinition>::all(c.clone())
-        .get("rollouts.siskin.io")
-        .await
-        .expect("CRD");
+    get_installed(Api::<Namespace>::all(c.clone()), n).await;
+    get_installed(Api::<ServiceAccount>::namespaced(c.clone(), n), "siskin").await;
+    get_installed(Api::<ClusterRole>::all(c.clone()), "siskin-controller").await;
+    get_installed(Api::<ClusterRoleBinding>::all(c.clone()), "siskin-controller").await;
+    get_installed(Api::<Role>::namespaced(c.clone(), n), "siskin-leader-election").await;
+    get_installed(Api::<RoleBinding>::namespaced(c.clone(), n), "siskin-leader-election").await;
+    get_installed(Api::<Service>::namespaced(c.clone(), n), "siskin-controller-metrics").await;
+    let crd = get_installed(Api::<CustomResourceDefinition>::all(c.clone()), "rollouts.siskin.io").await;
     let established = crd.status.and_then(|s| s.conditions).unwrap_or_default();
     assert!(
         established
@@ -122,10 +108,7 @@ async fn assert_objects_exist(client: &Client) {
     );
 
     let deployments: Api<Deployment> = Api::namespaced(c, n);
-    let deployment = deployments
-        .get("siskin-controller")
-        .await
-        .expect("controller Deployment");
+    let deployment = get_installed(deployments.clone(), "siskin-controller").await;
     let spec = deployment.spec.expect("spec");
     assert_eq!(spec.replicas, Some(2), "two replicas for leader election");
     let pod = spec.template.spec.expect("pod spec");

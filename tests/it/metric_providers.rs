@@ -76,15 +76,24 @@ openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 
     ));
 }
 
-/// A CA that did not sign the second Prometheus' certificate.
-fn other_ca() -> String {
-    let sandbox = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp/siskin-sandbox".into());
-    let dir = PathBuf::from(format!(
-        "{sandbox}/providers-other-ca-{:06}",
-        rand::random::<u32>() % 1_000_000
-    ));
+/// The sandbox's own directory, which holds its Prometheus config.
+fn sandbox_dir() -> String {
+    std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp/siskin-sandbox".into())
+}
+
+/// A fresh directory `{name}-NNNNNN` in the sandbox's, with the
+/// certificates of [`make_certificates`].
+fn certificates_dir(name: &str) -> PathBuf {
+    let unique = rand::random::<u32>() % 1_000_000;
+    let dir = PathBuf::from(format!("{}/{name}-{unique:06}", sandbox_dir()));
     std::fs::create_dir_all(&dir).expect("a directory");
     make_certificates(&dir);
+    dir
+}
+
+/// A CA that did not sign the second Prometheus' certificate.
+fn other_ca() -> String {
+    let dir = certificates_dir("providers-other-ca");
     let ca = std::fs::read_to_string(dir.join("ca.crt")).expect("CA");
     let _ = std::fs::remove_dir_all(&dir);
     ca
@@ -92,13 +101,8 @@ fn other_ca() -> String {
 
 impl SecuredPrometheus {
     async fn start() -> Self {
-        let sandbox = std::env::var("SISKIN_SANDBOX").unwrap_or_else(|_| "/tmp/siskin-sandbox".into());
-        let dir = PathBuf::from(format!(
-            "{sandbox}/providers-prometheus-{:06}",
-            rand::random::<u32>() % 1_000_000
-        ));
-        std::fs::create_dir_all(&dir).expect("a directory");
-        make_certificates(&dir);
+        let sandbox = sandbox_dir();
+        let dir = certificates_dir("providers-prometheus");
         let web = format!(
             "tls_server_config:\n  cert_file: {d}/server.crt\n  key_file: {d}/server.key\nbasic_auth_users:\n  {USER}: '{PASSWORD_BCRYPT}'\n",
             d = dir.display()
@@ -287,11 +291,7 @@ impl Scenario {
 
     async fn aborted(mut self) {
         self.release(FAULTY_CANARY_RATE).await;
-        let status = self
-            .wait("the faulty canary to be aborted", |s| {
-                s.phase == Some(RolloutPhase::Aborted)
-            })
-            .await;
+        let status = self.wait("the faulty canary to be aborted", is_aborted).await;
         println!("{}: aborted: {:?}", self.ns.name, status.message);
         let (_, reason, message) = condition_of(&status, "Aborted").expect("Aborted condition");
         assert_eq!(reason, "Regression", "aborted by the analysis: {message}");

@@ -158,9 +158,7 @@ struct Run {
 }
 
 async fn run_case(case: Case) -> Result<String, String> {
-    let ns = TestNamespace::new(case.short).await;
-    let host = demo_route(&ns).await;
-    let _controller = ControllerProcess::start(&ns, "a");
+    let (ns, host, _controller) = namespace_with_demo_route(case.short).await;
     let v1 = create_stable_within(&ns, &rollout(&case), Duration::from_secs(180)).await;
     let _load = steady_load(&host, RATE);
     // A service has served a while before its next release: stable's

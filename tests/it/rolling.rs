@@ -162,15 +162,8 @@ async fn rolling_update_keeps_surge_and_availability_and_walks_back_on_a_regress
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_pods(&ns, &v2, stop.clone());
     let traffic = spawn_service_load(&ns);
-    let release = json!({
-        "template": demo_template_with_errors("v3", "0.3"),
-        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": "abort"},
-    });
-    patch_spec(&ns, "demo", release).await;
-    let aborted = wait_rollout_within(&ns, "demo", "v3 aborted", Duration::from_secs(180), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    patch_spec(&ns, "demo", analysed_release("v3", "0.3", "abort")).await;
+    let aborted = wait_aborted(&ns, "demo", "v3 aborted", Duration::from_secs(180)).await;
     let v3 = aborted.canary_revision.clone().expect("canary revision");
     println!(
         "rolling v2 → v3: aborted at batch {} of {} ({})",

@@ -100,10 +100,8 @@ fn notified(hooks: &Hooks, kind: &str, reason: &str) -> bool {
 /// A test namespace with the demo route, a controller, and the webhook
 /// server at the returned base URL.
 async fn hooked_namespace(prefix: &str) -> (TestNamespace, Arc<Hooks>, String, ControllerProcess) {
-    let ns = TestNamespace::new(prefix).await;
+    let (ns, _, controller) = namespace_with_demo_route(prefix).await;
     let (hooks, base) = serve().await;
-    demo_route(&ns).await;
-    let controller = ControllerProcess::start(&ns, "a");
     (ns, hooks, base, controller)
 }
 
@@ -194,10 +192,7 @@ async fn a_webhook_that_times_out_is_retried_then_aborts_while_other_rollouts_ca
     .await;
 
     release_version(&ns, "demo", "v2").await;
-    let aborted = wait_rollout_within(&ns, "demo", "the abort", Duration::from_secs(120), |s| {
-        s.phase == Some(RolloutPhase::Aborted)
-    })
-    .await;
+    let aborted = wait_aborted(&ns, "demo", "the abort", Duration::from_secs(120)).await;
     let abort = aborted.abort.expect("abort");
     assert_eq!(abort.reason, AbortReason::Webhook);
     assert!(

@@ -159,6 +159,11 @@ impl MetricProvider for Prometheus<'_> {
 mod tests {
     use super::*;
 
+    /// What `parse_reply` says of a reply it refuses.
+    fn refusal(code: u16, body: &[u8], reflect: bool) -> String {
+        parse_reply(code, body, reflect).expect_err("a refused reply")
+    }
+
     #[test]
     fn reads_an_instant_vector() {
         let body = br#"{"status":"success","data":{"resultType":"vector","result":[
@@ -180,12 +185,9 @@ mod tests {
     #[test]
     fn an_error_reply_is_an_error_with_its_text_only_when_reflected() {
         let body = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
-        assert_eq!(parse_reply(400, body, false), Err("HTTP 400 (bad_data)".to_string()));
-        assert_eq!(
-            parse_reply(400, body, true),
-            Err("HTTP 400 (bad_data): parse error at char 5".to_string())
-        );
-        assert_eq!(parse_reply(200, body, false), Err("error (bad_data)".to_string()));
+        assert_eq!(refusal(400, body, false), "HTTP 400 (bad_data)");
+        assert_eq!(refusal(400, body, true), "HTTP 400 (bad_data): parse error at char 5");
+        assert_eq!(refusal(200, body, false), "error (bad_data)");
     }
 
     #[test]
@@ -193,32 +195,29 @@ mod tests {
         let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
             {"metric":{},"values":[[1712345678,"1"]]}]}}"#;
         assert_eq!(
-            parse_reply(200, body, false),
-            Err("the result is a matrix, not an instant vector".to_string())
+            refusal(200, body, false),
+            "the result is a matrix, not an instant vector"
         );
     }
 
     #[test]
     fn a_reply_that_is_not_prometheus_json_says_so_without_its_body() {
         assert_eq!(
-            parse_reply(200, b"<html>secret</html>", false),
-            Err("the reply is not a Prometheus API answer".to_string())
+            refusal(200, b"<html>secret</html>", false),
+            "the reply is not a Prometheus API answer"
         );
-        assert_eq!(
-            parse_reply(502, b"<html>secret</html>", true),
-            Err("HTTP 502".to_string())
-        );
+        assert_eq!(refusal(502, b"<html>secret</html>", true), "HTTP 502");
     }
 
     #[test]
     fn refused_credentials_are_named() {
         assert_eq!(
-            parse_reply(401, b"Unauthorized", false),
-            Err("HTTP 401: the credentials were refused".to_string())
+            refusal(401, b"Unauthorized", false),
+            "HTTP 401: the credentials were refused"
         );
         assert_eq!(
-            parse_reply(403, b"{}", false),
-            Err("HTTP 403: the credentials may not read this".to_string())
+            refusal(403, b"{}", false),
+            "HTTP 403: the credentials may not read this"
         );
     }
 

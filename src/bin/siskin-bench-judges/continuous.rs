@@ -11,8 +11,6 @@
 //! lognormal latency (median 100 ms, log-sd 0.5) in buckets growing by 10 %.
 //! Siskin evaluates every 15 s.
 
-use std::thread;
-
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use siskin::analysis::Verdict;
@@ -156,25 +154,7 @@ fn replication_seed(seed: u64, scenario: usize, replication: usize) -> u64 {
 }
 
 fn run_all(scenario: &Scenario, id: usize, replications: usize, seed: u64) -> Vec<Outcome> {
-    let threads = thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(replications.max(1));
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (t..replications)
-                        .step_by(threads)
-                        .map(|r| run_one(scenario, replication_seed(seed, id, r)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
+    crate::on_all_cores(replications, |r| run_one(scenario, replication_seed(seed, id, r)))
 }
 
 /// Wilson 95 % interval for `k` of `n`.
@@ -404,14 +384,6 @@ pub fn run(replications: usize, seed: u64, quick: bool) {
     study.aa_table();
     study.abort_table();
     study.promote_table();
-    let flags = if quick {
-        "--continuous --quick".to_string()
-    } else {
-        format!("--continuous --replications {replications}")
-    };
-    println!(
-        "\nFinished in {:.0} s. Reproduce with:\n",
-        started.elapsed().as_secs_f64()
-    );
-    println!("    cargo run --release --bin siskin-bench-judges -- {flags} --seed {seed}");
+    println!();
+    crate::print_reproduction(started, "--continuous ", quick, replications, seed);
 }

@@ -2,7 +2,6 @@
 //! in parallel, and the tables printed from them.
 
 use std::collections::HashMap;
-use std::thread;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -162,27 +161,12 @@ impl Bench {
     fn run(&self, service: Service, change: Change, method: Method, label: &str) -> Summary {
         let traffic = service.traffic();
         let effect = change.effect(&traffic);
-        let replications = self.replications;
-        let threads = thread::available_parallelism().map_or(1, |n| n.get()).min(replications);
-        let (judges, traffic, seed) = (&self.judges, &traffic, self.seed);
-        thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        (t..replications)
-                            .step_by(threads)
-                            .map(|r| rollout::run(method, judges, traffic, effect, seed_of(label, seed, r)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut summary = Summary::default();
-            for handle in handles {
-                let endings = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                endings.into_iter().for_each(|e| summary.add(e));
-            }
-            summary
-        })
+        let endings = crate::on_all_cores(self.replications, |r| {
+            rollout::run(method, &self.judges, &traffic, effect, seed_of(label, self.seed, r))
+        });
+        let mut summary = Summary::default();
+        endings.into_iter().for_each(|e| summary.add(e));
+        summary
     }
 
     /// Siskin's rollouts over `rows` with `change`, pooled.

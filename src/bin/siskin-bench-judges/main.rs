@@ -18,6 +18,9 @@ mod continuous;
 mod grid;
 mod rollout;
 
+use std::thread;
+use std::time::Instant;
+
 use clap::Parser;
 use serde::Deserialize;
 use siskin::analysis::simulation::BucketLayout;
@@ -175,7 +178,7 @@ fn main() {
         }
     };
     let replications = if args.quick { 100 } else { args.replications.max(1) };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut bench = Bench::new(judges.clone(), replications, args.seed);
 
     println!("## Promotion on real services\n");
@@ -197,7 +200,13 @@ fn main() {
     promotion_tables(&mut bench, &services);
     shortfalls(&mut bench, &services);
     layout_tables(&mut bench);
-    let flags = if args.quick {
+    print_reproduction(started, "", args.quick, replications, args.seed);
+}
+
+/// How long the report took and the command that prints it again; `mode`
+/// is the flag of the study, if not this one.
+fn print_reproduction(started: Instant, mode: &str, quick: bool, replications: usize, seed: u64) {
+    let size = if quick {
         "--quick".to_string()
     } else {
         format!("--replications {replications}")
@@ -206,8 +215,24 @@ fn main() {
         "Finished in {:.0} s. Reproduce with:\n",
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "    cargo run --release --bin siskin-bench-judges -- {flags} --seed {}",
-        args.seed
-    );
+    println!("    cargo run --release --bin siskin-bench-judges -- {mode}{size} --seed {seed}");
+}
+
+/// `run` for each replication in `0..replications`, spread over the
+/// machine's cores: thread `t` runs replications `t`, `t + threads`, … The
+/// results come thread by thread, each thread's in the order it ran them.
+fn on_all_cores<T: Send>(replications: usize, run: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(replications.max(1));
+    let run = &run;
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || (t..replications).step_by(threads).map(run).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
 }

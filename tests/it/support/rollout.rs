@@ -64,6 +64,12 @@ pub fn traefik_error_template(address: &str, total: &str) -> siskin::api::Analys
     )
 }
 
+/// [`traefik_error_template`] on the sandbox's Prometheus, counting all of
+/// Traefik's requests per arm: the analysis most sandbox tests run.
+pub fn traefik_errors() -> siskin::api::AnalysisTemplate {
+    traefik_error_template(super::PROMETHEUS_URL, "traefik_service_requests_total")
+}
+
 /// Rollout `name` of the demo app behind Service `name` (port 80 to the
 /// pods' 8080); `spec` gives the rest and may name another Service.
 pub fn demo_rollout(name: &str, spec: serde_json::Value) -> siskin::api::Rollout {
@@ -82,6 +88,27 @@ pub fn demo_rollout(name: &str, spec: serde_json::Value) -> siskin::api::Rollout
 /// Whether a Rollout serves a stable revision with nothing in flight.
 pub fn is_stable(status: &siskin::api::RolloutStatus) -> bool {
     status.phase == Some(siskin::api::RolloutPhase::Healthy) && status.stable_revision.is_some()
+}
+
+/// Whether a Rollout's release was rolled back.
+pub fn is_aborted(status: &siskin::api::RolloutStatus) -> bool {
+    status.phase == Some(siskin::api::RolloutPhase::Aborted)
+}
+
+/// Waits up to `timeout` until Rollout `name` is aborted, and returns
+/// that status.
+pub async fn wait_aborted(ns: &TestNamespace, name: &str, what: &str, timeout: Duration) -> siskin::api::RolloutStatus {
+    wait_rollout_within(ns, name, what, timeout, is_aborted).await
+}
+
+/// The spec change releasing the demo app's `version` answering a share
+/// `error_rate` of requests with 500, analysed by AnalysisTemplate
+/// `errors` and acting `on_inconclusive` as it says.
+pub fn analysed_release(version: &str, error_rate: &str, on_inconclusive: &str) -> serde_json::Value {
+    json!({
+        "template": demo_template_with_errors(version, error_rate),
+        "analysis": {"templates": [{"name": "errors"}], "onInconclusive": on_inconclusive},
+    })
 }
 
 /// Creates `rollout` and waits up to 90 s until its first revision is
@@ -345,6 +372,16 @@ pub async fn demo_route(ns: &TestNamespace) -> String {
     host
 }
 
+/// A fresh test namespace with the [`demo_route`] and controller `a`
+/// watching it, where most tests of one Rollout begin; returns the route's
+/// hostname too. The controller stops when dropped.
+pub async fn namespace_with_demo_route(prefix: &str) -> (TestNamespace, String, ControllerProcess) {
+    let ns = TestNamespace::new(prefix).await;
+    let host = demo_route(&ns).await;
+    let controller = ControllerProcess::start(&ns, "a");
+    (ns, host, controller)
+}
+
 /// `(backend, weight)` of every backendRef of the `demo` route, in order.
 pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
     let route = ns
@@ -358,6 +395,21 @@ pub async fn demo_route_weights(ns: &TestNamespace) -> Vec<(String, i32)> {
         .flat_map(|r| r.backend_refs.iter().flatten())
         .map(|b| (b.name.clone(), b.weight.unwrap_or(1)))
         .collect()
+}
+
+/// The canary's weight on `route`: the sum over its rules of the weights of
+/// backend `demo-canary`.
+pub fn canary_weight_on(route: &gateway_api::httproutes::HttpRoute) -> i32 {
+    let backends = route
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.backend_refs.iter().flatten());
+    backends
+        .filter(|b| b.name == "demo-canary")
+        .map(|b| b.weight.unwrap_or(1))
+        .sum()
 }
 
 /// Changes an annotation of Rollout `name`, which wakes the controller for
