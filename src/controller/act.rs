@@ -13,7 +13,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{Error, FIELD_MANAGER};
+use super::{Error, FIELD_MANAGER, Metrics};
 use crate::api::{REVISION_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::plan::Action;
 use crate::routing::TrafficRouter;
@@ -29,6 +29,8 @@ pub struct Target<'a> {
     /// The Services Siskin manages, as found.
     pub services: &'a [Service],
     pub router: Option<&'a dyn TrafficRouter>,
+    /// Counts each API write as it is attempted.
+    pub metrics: &'a Metrics,
 }
 
 /// The name of the Deployment running one revision.
@@ -56,6 +58,10 @@ fn merge_params() -> PatchParams {
 }
 
 impl Target<'_> {
+    fn wrote(&self, kind: &'static str) {
+        self.metrics.wrote(kind);
+    }
+
     pub async fn apply(&self, action: &Action) -> Result<(), Error> {
         match action {
             Action::Deploy { revision, replicas } => self.deploy(revision, *replicas).await,
@@ -65,16 +71,11 @@ impl Target<'_> {
                 self.select(&self.rollout.spec.service.canary_name(), canary).await
             }
             Action::SelectStable { revision } => self.select(&self.rollout.spec.service.stable_name(), revision).await,
-            Action::SetWeights(split) => match self.router {
-                Some(router) => Ok(router.set_weights(*split).await?),
-                None => Ok(()),
-            },
-            Action::SetMirror(percent) => match self.router {
-                Some(router) => Ok(router.set_mirror(*percent).await?),
-                None => Ok(()),
-            },
-            Action::SetMatches(matches) => match self.router {
-                Some(router) => Ok(router.set_matches(matches.as_deref()).await?),
+            Action::SetWeights(_) | Action::SetMirror(_) | Action::SetMatches(_) => match self.router {
+                Some(router) => {
+                    self.wrote("route_patch");
+                    Ok(route_write(router, action).await?)
+                }
                 None => Ok(()),
             },
             Action::ScaleDownWorkloadRef => self.scale_down_workload_ref().await,
@@ -111,6 +112,7 @@ impl Target<'_> {
         // update, so requiring it would refuse most applies. The write fence
         // keeps a replica that lost the Lease from applying a stale one.
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
+        self.wrote("deployment_apply");
         api.patch(
             &deployment_name(&name, revision),
             &apply_params(),
@@ -132,6 +134,7 @@ impl Target<'_> {
         // (a replica that lost the Lease meanwhile) cannot undo a newer
         // scale. The test is on our own field, not on the resourceVersion,
         // which the Deployment's status moves on every pod change.
+        self.wrote("deployment_scale");
         let result = match observed.and_then(|d| d.spec.as_ref()?.replicas) {
             Some(was) => {
                 let path = || PointerBuf::from_tokens(["spec", "replicas"]);
@@ -188,6 +191,7 @@ impl Target<'_> {
             return Ok(());
         }
         let api: Api<Service> = Api::namespaced(self.client.clone(), self.ns);
+        self.wrote("service_apply");
         api.patch(service, &apply_params(), &Patch::Apply(svc)).await?;
         Ok(())
     }
@@ -220,9 +224,20 @@ impl Target<'_> {
         };
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
         let patch = json!({"spec": {"replicas": 0}});
+        self.wrote("deployment_scale");
         api.patch(&reference.name, &merge_params(), &Patch::Merge(patch))
             .await?;
         Ok(())
+    }
+}
+
+/// The one route write a route action makes.
+async fn route_write(router: &dyn TrafficRouter, action: &Action) -> Result<(), crate::routing::RoutingError> {
+    match action {
+        Action::SetWeights(split) => router.set_weights(*split).await,
+        Action::SetMirror(percent) => router.set_mirror(*percent).await,
+        Action::SetMatches(matches) => router.set_matches(matches.as_deref()).await,
+        _ => Ok(()),
     }
 }
 

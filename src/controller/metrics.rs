@@ -15,7 +15,6 @@ use prometheus_client::registry::Registry;
 use super::Error;
 use crate::api::{Rollout, RolloutStatus};
 use crate::egress::OutboundCounters;
-use crate::plan::Action;
 
 /// Reconcile-duration bucket edges, seconds: fine around the 20 ms budget so
 /// the share of reconciles within it is read exactly, not interpolated.
@@ -135,18 +134,6 @@ impl Metrics {
     /// Counts one API write of `kind` (see [`Metrics::acting`] for actions).
     pub fn wrote(&self, kind: &'static str) {
         self.api_writes.get_or_create(&WriteLabels { kind }).inc();
-    }
-
-    /// Counts the writes an action is about to attempt.
-    pub fn acting(&self, action: &Action, routed: bool) {
-        match action {
-            Action::Deploy { .. } => self.wrote("deployment_apply"),
-            Action::Scale { .. } | Action::ScaleDownWorkloadRef => self.wrote("deployment_scale"),
-            Action::SelectRevisions { .. } => (0..2).for_each(|_| self.wrote("service_apply")),
-            Action::SelectStable { .. } => self.wrote("service_apply"),
-            Action::SetWeights(_) | Action::SetMatches(_) | Action::SetMirror(_) if routed => self.wrote("route_patch"),
-            Action::SetWeights(_) | Action::SetMatches(_) | Action::SetMirror(_) => {}
-        }
     }
 
     pub fn observe_rollout(&self, rollout: &Rollout, status: &RolloutStatus) {

@@ -192,6 +192,7 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         deployments: &world.deployments,
         services: &world.services,
         router: router.as_deref(),
+        metrics: &ctx.metrics,
     };
     // Most plans are acted on first and recorded after: their status never
     // claims what has not happened, and after a crash in between the next
@@ -206,7 +207,6 @@ async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Er
         deferred = record(ctx, rollout, ns, &plan).await?;
     }
     for action in &plan.actions {
-        ctx.metrics.acting(action, target.router.is_some());
         if let Err(e) = target.apply(action).await {
             return Err(warn(ctx, rollout, e).await);
         }
@@ -376,6 +376,7 @@ async fn cleanup(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, 
         deployments: &[],
         services: &[],
         router: router.as_deref(),
+        metrics: &ctx.metrics,
     };
     if let Some(router) = router.as_deref()
         && let Ok(route) = router.observe().await
