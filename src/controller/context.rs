@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 
 use super::metrics::Metrics;
+use super::observe::OwnedObjects;
 use super::{health, queue};
 use crate::egress::Egress;
 
@@ -17,6 +18,8 @@ pub const FINALIZER: &str = "siskin.io/cleanup";
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    /// Siskin's own Deployments and Services, as the watches keep them.
+    pub owned: OwnedObjects,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub health: Arc<health::Health>,

@@ -19,6 +19,8 @@ pub enum Error {
     Deadline(std::time::Duration),
     #[error("internal error while reconciling ({0}); retried in a minute, every other Rollout carries on")]
     Panicked(String),
+    #[error("the controller has not yet listed its Deployments and Services; retrying")]
+    CacheNotReady,
 }
 
 impl From<kube::Error> for Error {
@@ -47,6 +49,7 @@ impl Error {
             Error::Template { .. } => "invalid_template",
             Error::Deadline(_) => "deadline",
             Error::Panicked(_) => "panic",
+            Error::CacheNotReady => "cache_not_ready",
         }
     }
 

@@ -120,9 +120,21 @@ async fn serve(
         .modify(|rollout| rollout.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
-    // Only Siskin's own Deployments and Services, found by label, and only
-    // their metadata: they trigger reconciles, which read what they need.
-    let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
+    // Only Siskin's own Deployments and Services, found by label. They
+    // trigger reconciles, which read them from these caches.
+    let owned = watcher::Config::default().labels(ROLLOUT_LABEL).any_semantic();
+    let (deployments, deployment_cache) = reflector::store();
+    let deployment_changes = watcher(api::<Deployment>(&client, ns), owned.clone())
+        .default_backoff()
+        .modify(observe::slim_deployment)
+        .reflect(deployment_cache)
+        .touched_objects();
+    let (services, service_cache) = reflector::store();
+    let service_changes = watcher(api::<Service>(&client, ns), owned)
+        .default_backoff()
+        .modify(|service: &mut Service| service.managed_fields_mut().clear())
+        .reflect(service_cache)
+        .touched_objects();
     let reporter = Reporter {
         controller: "siskin".into(),
         instance: Some(settings.instance.clone()),
@@ -131,6 +143,7 @@ async fn serve(
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
+        owned: observe::OwnedObjects { deployments, services },
         metrics,
         health,
         superseded: Default::default(),
@@ -140,8 +153,8 @@ async fn serve(
         home_namespace: settings.home_namespace.clone(),
     });
     let mut controller = Controller::for_stream(rollout_changes, store.clone())
-        .owns(api::<PartialObjectMeta<Deployment>>(&client, ns), owned.clone())
-        .owns(api::<PartialObjectMeta<Service>>(&client, ns), owned);
+        .owns_stream(deployment_changes)
+        .owns_stream(service_changes);
     // Routes are watched by metadata only, so a Rollout hears at once when
     // its route appears, is fixed, changes under it, or is accepted.
     for kind in RouteKind::ALL {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
-use kube::api::ListParams;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use super::Error;
@@ -83,16 +83,63 @@ pub async fn desired_template(client: &Client, ns: &str, rollout: &Rollout) -> R
     })
 }
 
-/// Every Siskin-owned Deployment of this Rollout, by revision.
-pub async fn revisions(client: &Client, ns: &str, rollout: &str) -> Result<Vec<(String, Deployment)>, Error> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let selector = format!("{ROLLOUT_LABEL}={rollout}");
-    let list = deployments.list(&ListParams::default().labels(&selector)).await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|d| Some((d.labels().get(REVISION_LABEL)?.clone(), d)))
-        .collect())
+/// Siskin's own Deployments and Services (labelled with their Rollout), as
+/// the controller's watches keep them: a reconcile reads them here instead
+/// of asking the API server. A copy may trail the server by a watch event;
+/// the write that follows a stale read is either idempotent (an apply) or
+/// guarded (a scale tests the replicas it read), and the event itself wakes
+/// the Rollout again.
+#[derive(Clone)]
+pub struct OwnedObjects {
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+}
+
+impl OwnedObjects {
+    /// Waits, within `limit`, until both watches have listed once: before
+    /// that an empty cache would read as "nothing deployed".
+    pub async fn wait_until_listed(&self, limit: std::time::Duration) -> Result<(), Error> {
+        let listed = async {
+            self.deployments.wait_until_ready().await?;
+            self.services.wait_until_ready().await
+        };
+        match tokio::time::timeout(limit, listed).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Error::CacheNotReady),
+        }
+    }
+
+    /// Every Siskin-owned Deployment of this Rollout, by revision.
+    fn revisions(&self, ns: &str, rollout: &str) -> Vec<(String, Deployment)> {
+        let mut found: Vec<(String, Deployment)> = self
+            .deployments
+            .state()
+            .into_iter()
+            .filter(|d| {
+                d.namespace().as_deref() == Some(ns)
+                    && d.labels().get(ROLLOUT_LABEL).map(String::as_str) == Some(rollout)
+            })
+            .filter_map(|d| Some((d.labels().get(REVISION_LABEL)?.clone(), d.as_ref().clone())))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    fn service(&self, ns: &str, name: &str) -> Option<Service> {
+        self.services
+            .get(&ObjectRef::new(name).within(ns))
+            .map(|s| s.as_ref().clone())
+    }
+}
+
+/// What the caches keep of a Deployment: all but its pod template (the
+/// spec's template is what gets deployed, never the copy) and its field
+/// managers.
+pub fn slim_deployment(deployment: &mut Deployment) {
+    deployment.managed_fields_mut().clear();
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = PodTemplateSpec::default();
+    }
 }
 
 fn revision_state(revision: &str, d: &Deployment) -> RevisionState {
@@ -108,18 +155,16 @@ fn revision_state(revision: &str, d: &Deployment) -> RevisionState {
 
 /// The revision a Siskin-managed Service selects; a Service of that name
 /// that Siskin did not create is reported in `refused` and read as absent.
-async fn selected_revision(
-    services: &Api<Service>,
+fn selected_revision(
+    found: Option<Service>,
     (ns, name): (&str, &str),
     rollout: &str,
     (refused, managed): (&mut Vec<String>, &mut Vec<Service>),
-) -> Result<Option<String>, Error> {
-    let Some(service) = services.get_opt(name).await? else {
-        return Ok(None);
-    };
+) -> Option<String> {
+    let service = found?;
     if !adopted_by(&service.metadata, rollout) {
         refused.push(not_adopted("Service", ns, name, rollout, "Siskin manages its selector"));
-        return Ok(None);
+        return None;
     }
     let selected = service
         .spec
@@ -127,7 +172,7 @@ async fn selected_revision(
         .and_then(|s| s.selector.as_ref())
         .and_then(|sel| sel.get(REVISION_LABEL).cloned());
     managed.push(service);
-    Ok(selected)
+    selected
 }
 
 /// What one observation found: the engine's input, plus what acting on its
@@ -141,30 +186,43 @@ pub struct World {
 }
 
 /// Reads everything the engine needs about one Rollout.
+/// The Rollout's own objects come from the watch caches; the route and a
+/// `workloadRef` Deployment (objects of the user's) are read, at once.
 pub async fn observe(
-    client: &Client,
+    (client, cached): (&Client, &OwnedObjects),
     ns: &str,
     rollout: &Rollout,
     router: Option<&dyn TrafficRouter>,
 ) -> Result<World, Error> {
     let name = rollout.name_any();
-    let desired = desired_template(client, ns, rollout).await?;
-    let owned = revisions(client, ns, &name).await?;
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let route = async {
+        match router {
+            None => Ok(None),
+            Some(router) => match router.observe().await {
+                Ok(state) => Ok(Some(state)),
+                Err(RoutingError::NotFound { .. }) => Ok(Some(RouteState::NotFound)),
+                Err(e) => Err(Error::from(e)),
+            },
+        }
+    };
+    let (desired, route) = futures::future::try_join(desired_template(client, ns, rollout), route).await?;
+    let owned = cached.revisions(ns, &name);
     let mut refused: Vec<String> = desired.not_adopted.clone().into_iter().collect();
     let (stable, canary) = (rollout.spec.service.stable_name(), rollout.spec.service.canary_name());
     let mut managed = Vec::new();
     let selectors = ServiceSelectors {
-        stable: selected_revision(&services, (ns, &stable), &name, (&mut refused, &mut managed)).await?,
-        canary: selected_revision(&services, (ns, &canary), &name, (&mut refused, &mut managed)).await?,
-    };
-    let route = match router {
-        None => None,
-        Some(router) => Some(match router.observe().await {
-            Ok(state) => state,
-            Err(RoutingError::NotFound { .. }) => RouteState::NotFound,
-            Err(e) => return Err(e.into()),
-        }),
+        stable: selected_revision(
+            cached.service(ns, &stable),
+            (ns, &stable),
+            &name,
+            (&mut refused, &mut managed),
+        ),
+        canary: selected_revision(
+            cached.service(ns, &canary),
+            (ns, &canary),
+            &name,
+            (&mut refused, &mut managed),
+        ),
     };
     let observed = Observed {
         generation: rollout.metadata.generation,

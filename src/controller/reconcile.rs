@@ -32,6 +32,9 @@ use crate::routing::router_for;
 /// API calls all hang gives its slot back to the others.
 pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long a reconcile waits for the first list of Siskin's own objects.
+const CACHE_LIST_LIMIT: Duration = Duration::from_secs(20);
+
 /// How soon a Rollout whose reconcile panicked is tried again.
 const PANIC_RETRY: Duration = Duration::from_secs(60);
 
@@ -170,7 +173,8 @@ pub fn log_outcome(outcome: Result<(ObjectRef<Rollout>, Requeue), ControllerErro
 
 async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
     let router = router_for(ctx.client.clone(), ns, &rollout.spec);
-    let mut world = match observe(&ctx.client, ns, rollout, router.as_deref()).await {
+    ctx.owned.wait_until_listed(CACHE_LIST_LIMIT).await?;
+    let mut world = match observe((&ctx.client, &ctx.owned), ns, rollout, router.as_deref()).await {
         Ok(world) => world,
         Err(e) => return Err(warn(ctx, rollout, e).await),
     };

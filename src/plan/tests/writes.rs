@@ -251,4 +251,3 @@ fn pods_resized_at_each_step_cost_their_own_writes_and_no_more() {
     // own Event (it moves a reconcile after its step began).
     assert_writes_at_most(&released(two_short_steps(10)), 17, 7);
 }
-
