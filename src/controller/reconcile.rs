@@ -171,7 +171,7 @@ pub fn log_outcome(outcome: Result<(ObjectRef<Rollout>, Requeue), ControllerErro
     }
 }
 
-async fn apply(rollout: &Rollout, ctx: &Context, ns: &str) -> Result<Requeue, Error> {
+async fn apply(rollout: &Rollout, ctx: &Arc<Context>, ns: &str) -> Result<Requeue, Error> {
     let router = router_for(ctx.client.clone(), ns, &rollout.spec);
     ctx.owned.wait_until_listed(CACHE_LIST_LIMIT).await?;
     let mut world = match observe((&ctx.client, &ctx.owned), ns, rollout, router.as_deref()).await {
@@ -287,7 +287,7 @@ fn moves_forward(before: Option<&RolloutStatus>, after: &RolloutStatus) -> bool 
 /// Event never tells of a decision the status does not hold. A status that
 /// changes only passing notes waits (see [`crate::plan::status_write`]):
 /// returns how long, if it does.
-async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Result<Option<Duration>, Error> {
+async fn record(ctx: &Arc<Context>, rollout: &Rollout, ns: &str, plan: &Plan) -> Result<Option<Duration>, Error> {
     let key = cache_key(rollout);
     let since_written = {
         let written = ctx
@@ -330,8 +330,8 @@ async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Resu
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, Instant::now());
     }
-    // Independent writes: published at once, not one round-trip after the
-    // other.
+    // Independent writes, off the reconcile's path: published together, in
+    // the background, once the status they tell of is written.
     let mut told: Vec<(EventType, String, String)> = plan
         .events
         .iter()
@@ -346,11 +346,17 @@ async fn record(ctx: &Context, rollout: &Rollout, ns: &str, plan: &Plan) -> Resu
     if let Some((reason, message)) = started_waiting_for_route(rollout.status.as_ref(), &plan.status) {
         told.push((EventType::Warning, reason, message));
     }
-    futures::future::join_all(
-        told.into_iter()
-            .map(|(type_, reason, message)| async move { publish(ctx, rollout, type_, &reason, message).await }),
-    )
-    .await;
+    if !told.is_empty() {
+        let (ctx, rollout) = (Arc::clone(ctx), rollout.clone());
+        tokio::spawn(async move {
+            let (ctx, rollout) = (&ctx, &rollout);
+            futures::future::join_all(
+                told.into_iter()
+                    .map(|(type_, reason, message)| publish(ctx, rollout, type_, reason, message)),
+            )
+            .await;
+        });
+    }
     Ok(deferred)
 }
 
@@ -431,10 +437,11 @@ async fn warn(ctx: &Context, rollout: &Rollout, error: Error) -> Error {
     error
 }
 
-async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &str, note: String) {
+async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: impl Into<String>, note: String) {
+    let reason: String = reason.into();
     let event = Event {
         type_,
-        reason: reason.to_string(),
+        reason: reason.clone(),
         note: Some(note),
         action: "Reconcile".to_string(),
         secondary: None,
@@ -449,7 +456,7 @@ async fn publish(ctx: &Context, rollout: &Rollout, type_: EventType, reason: &st
         &ctx.egress,
         rollout,
         kind,
-        reason,
+        &reason,
         &event.note.clone().unwrap_or_default(),
     );
     if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {

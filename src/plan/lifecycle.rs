@@ -384,11 +384,8 @@ fn retire(ctx: &mut Ctx, steps: &StepPlan, revision: String, stable_ready: bool)
         return;
     }
     ctx.status.scale_downs.retain(|s| s.revision != revision);
-    ctx.event(
-        EventKind::Normal,
-        "ScaledDown",
-        format!("revision {revision} scaled to zero"),
-    );
+    // No Event of our own: the Deployment's controller publishes one on the
+    // Deployment for every scale, and this one would cost an API write.
     ctx.act(Action::Scale { revision, replicas: 0 });
 }
 

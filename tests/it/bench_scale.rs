@@ -74,6 +74,10 @@ struct Args {
     /// Where the controller serves /metrics (inside the netns).
     #[arg(long, default_value_t = 18090)]
     metrics_port: u16,
+    /// Rollout counts at which creation pauses until all are Healthy, to
+    /// report memory and API figures there (e.g. `1000,5000`).
+    #[arg(long, value_delimiter = ',')]
+    checkpoints: Vec<usize>,
     /// Create and patch requests the benchmark itself keeps in flight.
     #[arg(long, default_value_t = 16)]
     parallel: usize,
@@ -491,7 +495,7 @@ impl Bench {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let idle = self.sample().await?;
         let mut phases = vec![Phase {
-            name: "idle, 0 Rollouts",
+            name: "idle, 0 Rollouts".to_string(),
             rollouts: 0,
             took: Duration::ZERO,
             from: idle.clone(),
@@ -499,26 +503,35 @@ impl Bench {
         }];
 
         let routes = if self.args.no_route { "" } else { " and HTTPRoutes" };
-        eprintln!("creating {n} Rollouts{routes}");
-        stream::iter(0..n)
-            .map(|i| self.create_one(i))
-            .buffer_unordered(parallel)
-            .try_collect::<Vec<()>>()
-            .await
-            .context("creating Rollouts")?;
+        let mut checkpoints: Vec<usize> = self.args.checkpoints.iter().copied().filter(|&c| c < n).collect();
+        checkpoints.sort_unstable();
+        checkpoints.dedup();
+        checkpoints.push(n);
         let healthy = |s: &Seen| s.phase == Some(RolloutPhase::Healthy) && s.stable.is_some();
-        self.until("Rollouts Healthy", |seen| {
-            (seen.values().filter(|s| healthy(s)).count(), n)
-        })
-        .await?;
-        let took = idle.at.elapsed();
-        phases.push(Phase {
-            name: "create → all Healthy",
-            rollouts: n,
-            took,
-            from: idle,
-            to: self.settle().await?,
-        });
+        let (mut created, mut from) = (0, idle);
+        for upto in checkpoints {
+            eprintln!("creating Rollouts{routes} {created}..{upto}");
+            stream::iter(created..upto)
+                .map(|i| self.create_one(i))
+                .buffer_unordered(parallel)
+                .try_collect::<Vec<()>>()
+                .await
+                .context("creating Rollouts")?;
+            self.until("Rollouts Healthy", |seen| {
+                (seen.values().filter(|s| healthy(s)).count(), upto)
+            })
+            .await?;
+            let took = from.at.elapsed();
+            let to = self.settle().await?;
+            phases.push(Phase {
+                name: format!("create → {upto} Healthy"),
+                rollouts: upto - created,
+                took,
+                from,
+                to: to.clone(),
+            });
+            (created, from) = (upto, to);
+        }
 
         eprintln!("releasing a new template on {m} Rollouts at once");
         let from = self.sample().await?;
@@ -533,7 +546,7 @@ impl Bench {
         })
         .await?;
         phases.push(Phase {
-            name: "release → all promoted",
+            name: format!("release → {m} promoted"),
             rollouts: m,
             took: from.at.elapsed(),
             from,

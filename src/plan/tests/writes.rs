@@ -238,9 +238,9 @@ fn a_two_step_canary_release_of_one_pod_writes_each_object_only_when_it_must_cha
     // and the old one's scale-down, each Service once, and the status 6
     // times: the release, each step with its hold, the promotion, the data
     // plane's acceptance of it (Healthy) and the old revision's scale-down.
-    // Events: the new revision, the first weight, each step completed, the
-    // promotion and the scale-down.
-    assert_writes_at_most(&released(two_short_steps(1)), 13, 6);
+    // Events: the new revision, the first weight, each step completed and
+    // the promotion.
+    assert_writes_at_most(&released(two_short_steps(1)), 13, 5);
 }
 
 #[test]
@@ -249,5 +249,5 @@ fn pods_resized_at_each_step_cost_their_own_writes_and_no_more() {
     // and the promotion wait for them before traffic moves: two Deployment
     // applies and two status writes more, and the second weight gets its
     // own Event (it moves a reconcile after its step began).
-    assert_writes_at_most(&released(two_short_steps(10)), 17, 7);
+    assert_writes_at_most(&released(two_short_steps(10)), 17, 6);
 }

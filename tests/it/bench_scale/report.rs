@@ -36,7 +36,7 @@ fn share_within(from: &Sample, to: &Sample, le: &str) -> Option<f64> {
 }
 
 pub(super) struct Phase {
-    pub name: &'static str,
+    pub name: String,
     pub rollouts: usize,
     /// Until the phase's goal was reached; `to` is taken once the controller
     /// went quiet afterwards.
@@ -150,7 +150,7 @@ impl Report<'_> {
             let took = format!("{:.1} s", p.took.as_secs_f64());
             let (rss, peak) = (mib(p.to.rss_kib), mib(p.to.hwm_kib));
             row(&[
-                p.name.into(),
+                p.name.clone(),
                 p.rollouts.to_string(),
                 took,
                 rss,
@@ -170,20 +170,28 @@ impl Report<'_> {
             "≤ 20 ms",
             "CPU / reconcile",
         ];
-        header(&[&columns[..], &["one API GET p50 / p99"]].concat());
+        header(&[&columns[..], &["one API GET p50 / p99", "reconcile p99 ÷ GET p99"]].concat());
         for (p, probes) in self.phases.iter().zip(&self.probes).filter(|(p, _)| p.rollouts > 0) {
             let reconciles = p.to.get("siskin_reconciles_total") - p.from.get("siskin_reconciles_total");
             let within =
                 share_within(&p.from, &p.to, "0.02").map_or_else(|| "–".into(), |s| format!("{:.1} %", s * 100.0));
             let cpu = p.to.cpu_ticks.saturating_sub(p.from.cpu_ticks) as f64 / TICKS_PER_SECOND;
+            let p99 = quantile(&p.from, &p.to, 0.99);
+            let get_p99 = nearest_rank(probes, 0.99);
+            let ratio = match (p99, get_p99) {
+                (Some(Ok(reconcile)), Some(get)) if get > 0.0 => format!("{:.1}×", reconcile / get),
+                (Some(Err(beyond)), Some(get)) if get > 0.0 => format!("> {:.1}×", beyond / get),
+                _ => "–".into(),
+            };
             row(&[
-                p.name.into(),
+                p.name.clone(),
                 format!("{:.1}", reconciles / p.rollouts as f64),
                 latency(quantile(&p.from, &p.to, 0.5)),
-                latency(quantile(&p.from, &p.to, 0.99)),
+                latency(p99),
                 within,
                 ms((reconciles > 0.0).then(|| cpu / reconciles)),
-                format!("{} / {}", ms(nearest_rank(probes, 0.5)), ms(nearest_rank(probes, 0.99))),
+                format!("{} / {}", ms(nearest_rank(probes, 0.5)), ms(get_p99)),
+                ratio,
             ]);
         }
     }
@@ -201,7 +209,7 @@ impl Report<'_> {
                 let cells = per.iter().chain([&total]).map(|v| format!("{:.2}", v / div));
                 row(&[name.to_string()].into_iter().chain(cells).collect::<Vec<_>>());
             };
-            line(p.name, 1.0);
+            line(&p.name, 1.0);
             // A route write is one weight change: 10 %, 50 %, back to 0 % on promotion.
             if per[0] > 0.0 && p.name.starts_with("release") {
                 line("… per route weight change", per[0]);
