@@ -14,8 +14,11 @@ use crate::api::RolloutStatus;
 use crate::api::conditions::reasons;
 
 /// How long a passing note waits for the next status write before it is
-/// written by itself.
-pub const NOTE_DELAY: Duration = Duration::from_secs(10);
+/// written by itself. Long enough that a fleet-wide release, whose pods and
+/// routes all wait on one busy API server, does not add a write per Rollout
+/// for every passing state; short enough that a wait that matters (pods
+/// that do not start) shows within half a minute.
+pub const NOTE_DELAY: Duration = Duration::from_secs(30);
 
 /// Reasons of the states a healthy release passes through on its own. A
 /// change from one to another only retells progress the next decision
@@ -143,7 +146,7 @@ mod tests {
         let after = status(reasons::SELECTING_REVISIONS, "pointing the Services");
         assert_eq!(
             status_write(Some(&before), &after, SOON),
-            StatusWrite::After(Duration::from_secs(7))
+            StatusWrite::After(Duration::from_secs(27))
         );
         assert_eq!(status_write(Some(&before), &after, Some(NOTE_DELAY)), StatusWrite::Now);
         assert_eq!(
