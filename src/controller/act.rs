@@ -67,8 +67,14 @@ impl Target<'_> {
             Action::Deploy { revision, replicas } => self.deploy(revision, *replicas).await,
             Action::Scale { revision, replicas } => self.scale(revision, *replicas).await,
             Action::SelectRevisions { stable, canary } => {
-                self.select(&self.rollout.spec.service.stable_name(), stable).await?;
-                self.select(&self.rollout.spec.service.canary_name(), canary).await
+                // Two independent objects: applied together, one round-trip.
+                let (stable_name, canary_name) = (
+                    self.rollout.spec.service.stable_name(),
+                    self.rollout.spec.service.canary_name(),
+                );
+                futures::future::try_join(self.select(&stable_name, stable), self.select(&canary_name, canary))
+                    .await
+                    .map(|_| ())
             }
             Action::SelectStable { revision } => self.select(&self.rollout.spec.service.stable_name(), revision).await,
             Action::SetWeights(_) | Action::SetMirror(_) | Action::SetMatches(_) => match self.router {
