@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::api::{CookieMatch, HeaderMatch};
 
 fn backends() -> Backends {
     Backends {
