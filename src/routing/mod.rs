@@ -359,6 +359,106 @@ fn agreed_split(splits: impl IntoIterator<Item = TrafficSplit>) -> Option<Traffi
     splits.all(|s| s.canary_share() == share).then_some(first)
 }
 
+/// What the tests of every router share: our two Services, an A/B test's
+/// request matches, and the splits a canary's steps write.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use serde_json::{Value, json};
+
+    use super::{Backends, RouteState, TrafficSplit};
+    use crate::api::{CookieMatch, HeaderMatch, RequestMatch};
+
+    pub fn backends() -> Backends {
+        Backends {
+            stable: "shop-stable".into(),
+            canary: "shop-canary".into(),
+        }
+    }
+
+    /// Requests from beta testers: those with the header `x-beta: true`.
+    pub fn beta_testers() -> Vec<RequestMatch> {
+        vec![RequestMatch {
+            cookie: None,
+            headers: vec![HeaderMatch {
+                name: "x-beta".into(),
+                value: "true".into(),
+            }],
+        }]
+    }
+
+    /// The cookie `canary=always`.
+    pub fn canary_cookie() -> CookieMatch {
+        CookieMatch {
+            name: "canary".into(),
+            value: "always".into(),
+        }
+    }
+
+    /// Each kind of step, with the stable/canary weights on the route
+    /// before it and the split it writes.
+    pub const STEP_SPLITS: [(&str, (i32, i32), TrafficSplit); 3] = [
+        (
+            "the first step sends ten percent",
+            (100, 0),
+            TrafficSplit { stable: 90, canary: 10 },
+        ),
+        (
+            "the half step sends fifty-fifty",
+            (90, 10),
+            TrafficSplit { stable: 50, canary: 50 },
+        ),
+        (
+            "promotion and abort write one hundred to zero",
+            (50, 50),
+            TrafficSplit::ALL_STABLE,
+        ),
+    ];
+
+    /// An accepted route sending `stable`/`canary`, with no match rule or
+    /// mirror of Siskin's on it.
+    pub fn weighted_and_accepted(stable: i32, canary: i32) -> RouteState {
+        RouteState::Present {
+            split: Some(TrafficSplit { stable, canary }),
+            accepted: true,
+            matches: None,
+            mirror: None,
+        }
+    }
+
+    /// One JSON Patch from groups of its operations, in order.
+    pub fn ops(parts: Vec<Vec<Value>>) -> Value {
+        Value::Array(parts.into_iter().flatten().collect())
+    }
+
+    /// The operations that move one backend's weight `from` → `to`: a
+    /// `test` of its identity (`field` of the backend at `at`) and of its
+    /// weight, then the new weight.
+    pub fn guarded(at: &str, field: &str, identity: &str, from: i32, to: i32) -> Vec<Value> {
+        vec![
+            json!({"op": "test", "path": format!("{at}/{field}"), "value": identity}),
+            json!({"op": "test", "path": format!("{at}/weight"), "value": from}),
+            json!({"op": "replace", "path": format!("{at}/weight"), "value": to}),
+        ]
+    }
+
+    /// `before` with only the weights of the stable and canary backends
+    /// (the first two of the list at the JSON Pointer `backends`) set to
+    /// `split`.
+    pub fn reweighted(mut before: Value, backends: &str, split: TrafficSplit) -> Value {
+        let list = before.pointer_mut(backends).expect("the fixture has the backends");
+        list[0]["weight"] = json!(split.stable);
+        list[1]["weight"] = json!(split.canary);
+        before
+    }
+
+    /// `value` after `patch`, as the API server would apply it.
+    pub fn applied(value: &Value, patch: &json_patch::Patch) -> Value {
+        let mut doc = value.clone();
+        json_patch::patch(&mut doc, patch).expect("the patch applies to the object it was built from");
+        doc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kube::core::Status;
