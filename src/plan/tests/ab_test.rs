@@ -37,6 +37,14 @@ fn ab_world(spec: &RolloutSpec, rule: bool) -> Observed {
     observed
 }
 
+/// The plan a minute into a one-hour A/B test, with its rule in place,
+/// whose analysis says `said`.
+fn judged(said: Verdict) -> Plan {
+    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
+    let observed = verdict(ab_world(&spec, true), said);
+    run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60)
+}
+
 #[test]
 fn ab_test_expands_into_one_match_step_held_for_its_duration() {
     let steps = steps_of(&ab_spec(Some("1h")));
@@ -83,20 +91,10 @@ fn ab_test_with_analysis_may_end_once_it_concludes_after_a_minute_for_the_first_
 fn missing_data_in_the_first_minute_of_an_ab_test_is_not_yet_inconclusive() {
     let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
     let status = in_flight(&spec, 0, Some(0));
-    let early = run(
-        &spec,
-        &status,
-        &verdict(ab_world(&spec, true), Verdict::Inconclusive),
-        30,
-    );
-    assert_eq!(early.status.phase, Some(RolloutPhase::Progressing));
-    let later = run(
-        &spec,
-        &status,
-        &verdict(ab_world(&spec, true), Verdict::Inconclusive),
-        61,
-    );
-    assert_eq!(later.status.phase, Some(RolloutPhase::Paused));
+    let observed = verdict(ab_world(&spec, true), Verdict::Inconclusive);
+    let phase_at = |seconds| run(&spec, &status, &observed, seconds).status.phase;
+    assert_eq!(phase_at(30), Some(RolloutPhase::Progressing));
+    assert_eq!(phase_at(61), Some(RolloutPhase::Paused));
 }
 
 #[test]
@@ -149,18 +147,14 @@ fn ab_test_holds_with_the_rule_in_place_until_its_duration() {
 
 #[test]
 fn non_inferior_analysis_ends_the_ab_test_early() {
-    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
-    let observed = verdict(ab_world(&spec, true), Verdict::NonInferior);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(Verdict::NonInferior);
     assert_eq!(plan.actions, [deploy(CANARY, REPLICAS)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Promoting));
 }
 
 #[test]
 fn regression_aborts_the_ab_test_by_removing_the_rule_in_one_write() {
-    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
-    let observed = verdict(ab_world(&spec, true), Verdict::Regression);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(Verdict::Regression);
     assert_eq!(plan.actions, [Action::SetMatches(None)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
 }
@@ -171,11 +165,7 @@ fn promotion_removes_the_rule_after_moving_the_stable_service() {
     let mut observed = ab_world(&spec, true);
     observed.revisions[1] = ready(CANARY, REPLICAS);
     let plan = run(&spec, &in_flight(&spec, 1, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: CANARY.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select, Action::SetMatches(None)]);
+    assert_eq!(plan.actions, [select(CANARY, CANARY), Action::SetMatches(None)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
 }
 

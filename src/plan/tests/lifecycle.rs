@@ -35,11 +35,7 @@ fn first_revision_becomes_stable_without_a_canary() {
     let plan = run(&spec, &start.status, &first_world(REPLICAS), 10);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(STABLE));
     assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
-    let select = Action::SelectRevisions {
-        stable: STABLE.into(),
-        canary: STABLE.into(),
-    };
-    assert_eq!(plan.actions, [select]);
+    assert_eq!(plan.actions, [select(STABLE, STABLE)]);
 }
 
 #[test]
@@ -80,11 +76,7 @@ fn promotion_moves_the_stable_service_not_the_pods() {
     let mut observed = world(&spec, 50);
     observed.revisions[1] = ready(CANARY, REPLICAS);
     let plan = run(&spec, &in_flight(&spec, 3, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: CANARY.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select, set_weights(0)]);
+    assert_eq!(plan.actions, [select(CANARY, CANARY), set_weights(0)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert_eq!(plan.status.canary_revision, None);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
@@ -108,13 +100,7 @@ fn promotion_interrupted_before_its_status_write_is_finished_not_undone() {
     observed.revisions[1] = ready(CANARY, REPLICAS);
     observed.services.stable = Some(CANARY.into());
     let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 10);
-    assert_eq!(
-        plan.actions,
-        [Action::SelectRevisions {
-            stable: CANARY.into(),
-            canary: CANARY.into(),
-        }]
-    );
+    assert_eq!(plan.actions, [select(CANARY, CANARY)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
     assert!(reasons(&plan).contains(&"Promoted"));
@@ -362,11 +348,7 @@ fn without_a_router_promotion_removes_the_old_pods_at_once() {
     let mut observed = world(&spec, 50);
     observed.revisions[1] = ready(CANARY, REPLICAS);
     let plan = run(&spec, &in_flight(&spec, 3, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: CANARY.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select, scale(STABLE, 0)]);
+    assert_eq!(plan.actions, [select(CANARY, CANARY), scale(STABLE, 0)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert!(plan.status.scale_downs.is_empty());
 }
