@@ -311,26 +311,26 @@ fn without_a_router_abort_removes_canary_pods_at_once() {
     assert_eq!(plan.actions, [scale(CANARY, 0), scale(STABLE, REPLICAS)]);
 }
 
-#[test]
-fn steady_state_returns_drifted_weights_to_stable() {
+/// The plan for a healthy rollout whose route is in the state `route_is`.
+fn steady_with_route(route_is: Option<RouteState>) -> Plan {
     let spec = spec(standard_steps());
     let observed = Observed {
-        route: route(20, true),
+        route: route_is,
         ..steady_world(STABLE)
     };
-    let plan = run(&spec, &stable_status(), &observed, 0);
+    run(&spec, &stable_status(), &observed, 0)
+}
+
+#[test]
+fn steady_state_returns_drifted_weights_to_stable() {
+    let plan = steady_with_route(route(20, true));
     assert_eq!(plan.actions, [set_weights(0)]);
     assert!(!is_true(&plan, "Healthy"));
 }
 
 #[test]
 fn healthy_waits_for_the_data_plane() {
-    let spec = spec(standard_steps());
-    let observed = Observed {
-        route: route(0, false),
-        ..steady_world(STABLE)
-    };
-    let plan = run(&spec, &stable_status(), &observed, 0);
+    let plan = steady_with_route(route(0, false));
     assert!(plan.is_idle());
     assert_eq!(condition(&plan, "Healthy").reason, "AwaitingDataPlane");
 }
