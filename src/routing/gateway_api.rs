@@ -11,9 +11,9 @@ use serde_json::json;
 
 use super::{
     Backends, RouteObject, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
-    pointer,
+    pointer, read_match,
 };
-use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch};
+use crate::api::{COOKIE_HEADER, RequestMatch};
 
 /// Gateway API's default weight when a backendRef has none.
 const DEFAULT_WEIGHT: i32 = 1;
@@ -42,37 +42,32 @@ impl TrafficRouter for HttpRouteRouter {
     }
 
     fn observe(&self) -> BoxFuture<'_, Result<RouteState, RoutingError>> {
-        Box::pin(async move {
-            match self.route.find().await? {
-                None => Ok(RouteState::NotFound),
-                Some(route) => Ok(match route_state(&route, &self.backends) {
+        Box::pin(
+            self.route
+                .observe(move |route| match route_state(route, &self.backends) {
                     RouteState::Present { split, accepted, .. } => RouteState::Present {
                         split,
                         accepted,
-                        matches: match_rule_matches(&route, &self.match_rule),
+                        matches: match_rule_matches(route, &self.match_rule),
                         mirror: None,
                     },
                     other => other,
                 }),
-            }
-        })
+        )
     }
 
     fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
-        Box::pin(async move {
-            let route = self.route.get().await?;
-            match match_patch(&route, &self.backends, &self.match_rule, matches)? {
-                Some(patch) => self.route.patch(patch).await,
-                None => Ok(()),
-            }
-        })
+        Box::pin(
+            self.route
+                .update(move |route| match_patch(route, &self.backends, &self.match_rule, matches)),
+        )
     }
 
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
-        Box::pin(async move {
-            let route = self.route.get().await?;
-            self.route.patch(weight_patch(&route, &self.backends, split)?).await
-        })
+        Box::pin(
+            self.route
+                .update(move |route| weight_patch(route, &self.backends, split).map(Some)),
+        )
     }
 }
 
@@ -156,16 +151,10 @@ pub fn route_state(route: &HttpRoute, backends: &Backends) -> RouteState {
     let rules = route.spec.rules.as_deref().unwrap_or_default();
     let splits = managed.iter().map(|(i, refs)| {
         let backend_refs = rules[*i].backend_refs.as_deref().unwrap_or_default();
-        let mut split = TrafficSplit { stable: 0, canary: 0 };
-        for backend in refs.iter().map(|j| &backend_refs[*j]) {
-            let weight = backend.weight.unwrap_or(DEFAULT_WEIGHT);
-            if backend.name == backends.stable {
-                split.stable += weight;
-            } else {
-                split.canary += weight;
-            }
-        }
-        split
+        backends.split_of(refs.iter().map(|j| {
+            let backend = &backend_refs[*j];
+            (backend.name.as_str(), backend.weight.unwrap_or(DEFAULT_WEIGHT))
+        }))
     });
     RouteState::Present {
         split: agreed_split(splits),
@@ -194,24 +183,10 @@ pub fn match_rule_matches(route: &HttpRoute, rule_name: &str) -> Option<Vec<Requ
         matches
             .iter()
             .map(|m| {
-                let mut read = RequestMatch {
-                    headers: vec![],
-                    cookie: None,
-                };
-                for h in m.headers.iter().flatten() {
+                read_match(m.headers.iter().flatten().map(|h| {
                     let regex = matches!(h.r#type, Some(HttpRouteRulesMatchesHeadersType::RegularExpression));
-                    let cookie = (regex && h.name.eq_ignore_ascii_case(COOKIE_HEADER))
-                        .then(|| CookieMatch::from_header_pattern(&h.value))
-                        .flatten();
-                    match cookie {
-                        Some(cookie) => read.cookie = Some(cookie),
-                        None => read.headers.push(HeaderMatch {
-                            name: h.name.clone(),
-                            value: h.value.clone(),
-                        }),
-                    }
-                }
-                read
+                    (h.name.as_str(), h.value.as_str(), regex.then_some(h.value.as_str()))
+                }))
             })
             .collect(),
     )

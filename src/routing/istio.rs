@@ -11,9 +11,9 @@ use serde_json::json;
 use super::istio_types::{VirtualService, VirtualServiceHttp, VirtualServiceStatusValidationMessagesLevel};
 use super::{
     Backends, RouteObject, RouteState, RoutingError, TrafficRouter, TrafficSplit, agreed_split, guarded_weight_ops,
-    pointer,
+    pointer, read_match,
 };
-use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch, VirtualServiceRef};
+use crate::api::{COOKIE_HEADER, RequestMatch, VirtualServiceRef};
 
 /// Shifts traffic on one VirtualService in the Rollout's namespace.
 pub struct VirtualServiceRouter {
@@ -47,41 +47,31 @@ impl TrafficRouter for VirtualServiceRouter {
     }
 
     fn observe(&self) -> BoxFuture<'_, Result<RouteState, RoutingError>> {
-        Box::pin(async move {
-            match self.route.find().await? {
-                None => Ok(RouteState::NotFound),
-                Some(vs) => Ok(route_state(&vs, &self.routes, &self.backends, &self.match_route)),
-            }
-        })
+        Box::pin(
+            self.route
+                .observe(move |vs| route_state(vs, &self.routes, &self.backends, &self.match_route)),
+        )
     }
 
     fn set_weights(&self, split: TrafficSplit) -> BoxFuture<'_, Result<(), RoutingError>> {
-        Box::pin(async move {
-            let vs = self.route.get().await?;
+        Box::pin(
             self.route
-                .patch(weight_patch(&vs, &self.routes, &self.backends, split)?)
-                .await
-        })
+                .update(move |vs| weight_patch(vs, &self.routes, &self.backends, split).map(Some)),
+        )
     }
 
     fn set_mirror(&self, percent: Option<i32>) -> BoxFuture<'_, Result<(), RoutingError>> {
-        Box::pin(async move {
-            let vs = self.route.get().await?;
-            match mirror_patch(&vs, &self.routes, &self.backends, percent)? {
-                Some(patch) => self.route.patch(patch).await,
-                None => Ok(()),
-            }
-        })
+        Box::pin(
+            self.route
+                .update(move |vs| mirror_patch(vs, &self.routes, &self.backends, percent)),
+        )
     }
 
     fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
-        Box::pin(async move {
-            let vs = self.route.get().await?;
-            match match_patch(&vs, &self.routes, &self.backends, &self.match_route, matches)? {
-                Some(patch) => self.route.patch(patch).await,
-                None => Ok(()),
-            }
-        })
+        Box::pin(
+            self.route
+                .update(move |vs| match_patch(vs, &self.routes, &self.backends, &self.match_route, matches)),
+        )
     }
 }
 
@@ -207,18 +197,13 @@ pub fn route_state(vs: &VirtualService, names: &[String], backends: &Backends, m
     let http = vs.spec.http.as_deref().unwrap_or_default();
     let splits = managed.iter().map(|m| {
         let routes = http[m.index].route.as_deref().unwrap_or_default();
-        let mut split = TrafficSplit { stable: 0, canary: 0 };
-        for (j, service) in &m.destinations {
-            // Istio treats a missing weight as 0 when several destinations
-            // are listed.
-            let weight = routes[*j].weight.unwrap_or(0);
-            if *service == backends.stable {
-                split.stable += weight;
-            } else {
-                split.canary += weight;
-            }
-        }
-        split
+        // Istio treats a missing weight as 0 when several destinations are
+        // listed.
+        backends.split_of(
+            m.destinations
+                .iter()
+                .map(|(j, service)| (service.as_str(), routes[*j].weight.unwrap_or(0))),
+        )
     });
     RouteState::Present {
         split: agreed_split(splits),
@@ -335,25 +320,10 @@ pub fn match_route_matches(vs: &VirtualService, match_route: &str) -> Option<Vec
         matches
             .iter()
             .map(|m| {
-                let mut read = RequestMatch {
-                    headers: vec![],
-                    cookie: None,
-                };
-                for (name, value) in m.headers.iter().flatten() {
-                    let cookie = value
-                        .regex
-                        .as_deref()
-                        .filter(|_| name.eq_ignore_ascii_case(COOKIE_HEADER))
-                        .and_then(CookieMatch::from_header_pattern);
-                    match cookie {
-                        Some(cookie) => read.cookie = Some(cookie),
-                        None => read.headers.push(HeaderMatch {
-                            name: name.clone(),
-                            value: value.exact.clone().unwrap_or_default(),
-                        }),
-                    }
-                }
-                read
+                read_match(m.headers.iter().flatten().map(|(name, value)| {
+                    let exact = value.exact.as_deref().unwrap_or_default();
+                    (name.as_str(), exact, value.regex.as_deref())
+                }))
             })
             .collect(),
     )

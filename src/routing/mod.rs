@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use json_patch::{PatchOperation, jsonptr::PointerBuf};
 use kube::Client;
 
-use crate::api::{RequestMatch, ServiceRef};
+use crate::api::{COOKIE_HEADER, CookieMatch, HeaderMatch, RequestMatch, ServiceRef};
 pub use crate::plan::{RouteState, TrafficSplit};
 pub use registry::{router_for, watched_kind};
 
@@ -46,37 +46,30 @@ pub trait TrafficRouter: Send + Sync {
     /// Mirrors `percent` of the traffic of the weighted rules to the canary
     /// (or stops, `None`) in one request. Routers without support refuse.
     fn set_mirror(&self, percent: Option<i32>) -> BoxFuture<'_, Result<(), RoutingError>> {
-        mirror_unsupported(self.describe(), percent)
+        unsupported(self.describe(), percent.is_some(), "traffic mirroring")
     }
 
     /// Adds (or replaces) the one rule Siskin owns on the route, sending
     /// requests with `matches` to the canary, or removes it (`None`), in
     /// one request. Routers without support refuse to add it.
     fn set_matches<'a>(&'a self, matches: Option<&'a [RequestMatch]>) -> BoxFuture<'a, Result<(), RoutingError>> {
-        let route = self.describe();
-        Box::pin(async move {
-            match matches {
-                None => Ok(()),
-                Some(_) => Err(RoutingError::Unsupported {
-                    route,
-                    what: "request matches (A/B tests)".to_string(),
-                }),
-            }
-        })
+        unsupported(self.describe(), matches.is_some(), "request matches (A/B tests)")
     }
 }
 
-/// Default of [`TrafficRouter::set_mirror`] for routers without mirroring.
-fn mirror_unsupported(route: String, percent: Option<i32>) -> BoxFuture<'static, Result<(), RoutingError>> {
-    Box::pin(async move {
-        match percent {
-            None => Ok(()),
-            Some(_) => Err(RoutingError::Unsupported {
-                route,
-                what: "traffic mirroring".to_string(),
-            }),
-        }
-    })
+/// The defaults for a part of the route a router cannot write: there is
+/// nothing of Siskin's to take off, so removing it succeeds; adding it is
+/// refused.
+fn unsupported(route: String, adding: bool, what: &str) -> BoxFuture<'static, Result<(), RoutingError>> {
+    let result = if adding {
+        Err(RoutingError::Unsupported {
+            route,
+            what: what.to_string(),
+        })
+    } else {
+        Ok(())
+    };
+    Box::pin(std::future::ready(result))
 }
 
 /// The name of the rule Siskin adds to a route for an A/B test's matches.
@@ -111,6 +104,43 @@ impl Backends {
             None
         }
     }
+
+    /// The split that the weights of our backends, each with the name of
+    /// the Service it sends to, add up to.
+    fn split_of<'a>(&self, weights: impl IntoIterator<Item = (&'a str, i32)>) -> TrafficSplit {
+        let mut split = TrafficSplit { stable: 0, canary: 0 };
+        for (service, weight) in weights {
+            if service == self.stable {
+                split.stable += weight;
+            } else {
+                split.canary += weight;
+            }
+        }
+        split
+    }
+}
+
+/// One match of Siskin's match rule, read back from its header conditions
+/// (name, exact value, regular expression): a regular expression on the
+/// Cookie header is the cookie Siskin wrote, anything else an exact header.
+fn read_match<'a>(conditions: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>)>) -> RequestMatch {
+    let mut read = RequestMatch {
+        headers: vec![],
+        cookie: None,
+    };
+    for (name, exact, regex) in conditions {
+        let cookie = regex
+            .filter(|_| name.eq_ignore_ascii_case(COOKIE_HEADER))
+            .and_then(CookieMatch::from_header_pattern);
+        match cookie {
+            Some(cookie) => read.cookie = Some(cookie),
+            None => read.headers.push(HeaderMatch {
+                name: name.to_string(),
+                value: exact.to_string(),
+            }),
+        }
+    }
+    read
 }
 
 /// Why a router could not read or write a route.
@@ -225,6 +255,12 @@ where
         Ok(found)
     }
 
+    /// The route's state as `read` makes it out; a missing route is a
+    /// state too, not an error.
+    async fn observe(&self, read: impl FnOnce(&K) -> RouteState) -> Result<RouteState, RoutingError> {
+        Ok(self.find().await?.as_ref().map_or(RouteState::NotFound, read))
+    }
+
     /// The route to build a write on: the copy read last, once (a write
     /// changes the route, so the one after it reads again); otherwise a
     /// fresh read. Its absence is an error.
@@ -245,6 +281,18 @@ where
 
     fn forget(&self) {
         *self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// Builds a write on the route (see [`Self::get`]) and sends it; `build`
+    /// answers `None` when the route already is as wanted.
+    async fn update(
+        &self,
+        build: impl FnOnce(&K) -> Result<Option<json_patch::Patch>, RoutingError>,
+    ) -> Result<(), RoutingError> {
+        match build(&self.get().await?)? {
+            Some(patch) => self.patch(patch).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends a guarded JSON Patch under Siskin's field manager.
@@ -309,6 +357,106 @@ fn agreed_split(splits: impl IntoIterator<Item = TrafficSplit>) -> Option<Traffi
     let first = splits.next()?;
     let share = first.canary_share();
     splits.all(|s| s.canary_share() == share).then_some(first)
+}
+
+/// What the tests of every router share: our two Services, an A/B test's
+/// request matches, and the splits a canary's steps write.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use serde_json::{Value, json};
+
+    use super::{Backends, RouteState, TrafficSplit};
+    use crate::api::{CookieMatch, HeaderMatch, RequestMatch};
+
+    pub fn backends() -> Backends {
+        Backends {
+            stable: "shop-stable".into(),
+            canary: "shop-canary".into(),
+        }
+    }
+
+    /// Requests from beta testers: those with the header `x-beta: true`.
+    pub fn beta_testers() -> Vec<RequestMatch> {
+        vec![RequestMatch {
+            cookie: None,
+            headers: vec![HeaderMatch {
+                name: "x-beta".into(),
+                value: "true".into(),
+            }],
+        }]
+    }
+
+    /// The cookie `canary=always`.
+    pub fn canary_cookie() -> CookieMatch {
+        CookieMatch {
+            name: "canary".into(),
+            value: "always".into(),
+        }
+    }
+
+    /// Each kind of step, with the stable/canary weights on the route
+    /// before it and the split it writes.
+    pub const STEP_SPLITS: [(&str, (i32, i32), TrafficSplit); 3] = [
+        (
+            "the first step sends ten percent",
+            (100, 0),
+            TrafficSplit { stable: 90, canary: 10 },
+        ),
+        (
+            "the half step sends fifty-fifty",
+            (90, 10),
+            TrafficSplit { stable: 50, canary: 50 },
+        ),
+        (
+            "promotion and abort write one hundred to zero",
+            (50, 50),
+            TrafficSplit::ALL_STABLE,
+        ),
+    ];
+
+    /// An accepted route sending `stable`/`canary`, with no match rule or
+    /// mirror of Siskin's on it.
+    pub fn weighted_and_accepted(stable: i32, canary: i32) -> RouteState {
+        RouteState::Present {
+            split: Some(TrafficSplit { stable, canary }),
+            accepted: true,
+            matches: None,
+            mirror: None,
+        }
+    }
+
+    /// One JSON Patch from groups of its operations, in order.
+    pub fn ops(parts: Vec<Vec<Value>>) -> Value {
+        Value::Array(parts.into_iter().flatten().collect())
+    }
+
+    /// The operations that move one backend's weight `from` → `to`: a
+    /// `test` of its identity (`field` of the backend at `at`) and of its
+    /// weight, then the new weight.
+    pub fn guarded(at: &str, field: &str, identity: &str, from: i32, to: i32) -> Vec<Value> {
+        vec![
+            json!({"op": "test", "path": format!("{at}/{field}"), "value": identity}),
+            json!({"op": "test", "path": format!("{at}/weight"), "value": from}),
+            json!({"op": "replace", "path": format!("{at}/weight"), "value": to}),
+        ]
+    }
+
+    /// `before` with only the weights of the stable and canary backends
+    /// (the first two of the list at the JSON Pointer `backends`) set to
+    /// `split`.
+    pub fn reweighted(mut before: Value, backends: &str, split: TrafficSplit) -> Value {
+        let list = before.pointer_mut(backends).expect("the fixture has the backends");
+        list[0]["weight"] = json!(split.stable);
+        list[1]["weight"] = json!(split.canary);
+        before
+    }
+
+    /// `value` after `patch`, as the API server would apply it.
+    pub fn applied(value: &Value, patch: &json_patch::Patch) -> Value {
+        let mut doc = value.clone();
+        json_patch::patch(&mut doc, patch).expect("the patch applies to the object it was built from");
+        doc
+    }
 }
 
 #[cfg(test)]

@@ -2,18 +2,9 @@
 //! its duration, the analysis, or a human.
 
 use crate::api::{AbTestStrategy, HeaderMatch, RequestMatch};
+use crate::routing::fixtures::{beta_testers, canary_cookie};
 
 use super::*;
-
-fn beta() -> Vec<RequestMatch> {
-    vec![RequestMatch {
-        cookie: None,
-        headers: vec![HeaderMatch {
-            name: "x-beta".into(),
-            value: "true".into(),
-        }],
-    }]
-}
 
 /// The canary spec's router, turned into an A/B test of `duration`.
 fn ab_spec(duration: Option<&str>) -> RolloutSpec {
@@ -26,7 +17,7 @@ fn ab_spec(duration: Option<&str>) -> RolloutSpec {
         .unwrap_or_else(|| panic!("the fixture has a router"));
     spec.strategy.ab_test = Some(AbTestStrategy {
         traffic_routing: routing,
-        matches: beta(),
+        matches: beta_testers(),
         duration: duration.map(SpecDuration::new),
         scale_down_delay: None,
     });
@@ -40,10 +31,18 @@ fn ab_world(spec: &RolloutSpec, rule: bool) -> Observed {
     observed.route = Some(RouteState::Present {
         split: Some(TrafficSplit::ALL_STABLE),
         accepted: true,
-        matches: rule.then(beta),
+        matches: rule.then(beta_testers),
         mirror: None,
     });
     observed
+}
+
+/// The plan a minute into a one-hour A/B test, with its rule in place,
+/// whose analysis says `said`.
+fn judged(said: Verdict) -> Plan {
+    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
+    let observed = verdict(ab_world(&spec, true), said);
+    run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60)
 }
 
 #[test]
@@ -51,7 +50,7 @@ fn ab_test_expands_into_one_match_step_held_for_its_duration() {
     let steps = steps_of(&ab_spec(Some("1h")));
     let hour = secs(3600);
     let expected = Step::Match {
-        matches: beta(),
+        matches: beta_testers(),
         min: hour,
         max: Some(hour),
     };
@@ -68,7 +67,7 @@ fn ab_test_without_duration_or_analysis_waits_for_promote_with_the_match_in_plac
         steps.steps.as_slice(),
         [Step::Match { .. }, Step::Pause { duration: None }]
     ));
-    assert_eq!(steps.matches_at(1), Some(beta().as_slice()));
+    assert_eq!(steps.matches_at(1), Some(beta_testers().as_slice()));
     assert_eq!(steps.matches_at(2), None);
 }
 
@@ -76,7 +75,7 @@ fn ab_test_without_duration_or_analysis_waits_for_promote_with_the_match_in_plac
 fn ab_test_with_analysis_may_end_once_it_concludes_after_a_minute_for_the_first_data() {
     let steps = steps_of(&with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause));
     let expected = Step::Match {
-        matches: beta(),
+        matches: beta_testers(),
         min: FIRST_DATA_GRACE,
         max: Some(secs(3600)),
     };
@@ -92,20 +91,10 @@ fn ab_test_with_analysis_may_end_once_it_concludes_after_a_minute_for_the_first_
 fn missing_data_in_the_first_minute_of_an_ab_test_is_not_yet_inconclusive() {
     let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
     let status = in_flight(&spec, 0, Some(0));
-    let early = run(
-        &spec,
-        &status,
-        &verdict(ab_world(&spec, true), Verdict::Inconclusive),
-        30,
-    );
-    assert_eq!(early.status.phase, Some(RolloutPhase::Progressing));
-    let later = run(
-        &spec,
-        &status,
-        &verdict(ab_world(&spec, true), Verdict::Inconclusive),
-        61,
-    );
-    assert_eq!(later.status.phase, Some(RolloutPhase::Paused));
+    let observed = verdict(ab_world(&spec, true), Verdict::Inconclusive);
+    let phase_at = |seconds| run(&spec, &status, &observed, seconds).status.phase;
+    assert_eq!(phase_at(30), Some(RolloutPhase::Progressing));
+    assert_eq!(phase_at(61), Some(RolloutPhase::Paused));
 }
 
 #[test]
@@ -130,7 +119,7 @@ fn ab_test_on_istio_is_a_match_step_like_on_gateway_api() {
 fn ab_test_adds_the_match_rule_once_the_canary_is_ready_and_leaves_weights_alone() {
     let spec = ab_spec(Some("1h"));
     let plan = run(&spec, &in_flight(&spec, 0, None), &ab_world(&spec, false), 0);
-    assert_eq!(plan.actions, [Action::SetMatches(Some(beta()))]);
+    assert_eq!(plan.actions, [Action::SetMatches(Some(beta_testers()))]);
     assert_eq!(plan.status.strategy.as_deref(), Some("abTest"));
     assert_eq!(
         plan.status.step_started_at,
@@ -158,18 +147,14 @@ fn ab_test_holds_with_the_rule_in_place_until_its_duration() {
 
 #[test]
 fn non_inferior_analysis_ends_the_ab_test_early() {
-    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
-    let observed = verdict(ab_world(&spec, true), Verdict::NonInferior);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(Verdict::NonInferior);
     assert_eq!(plan.actions, [deploy(CANARY, REPLICAS)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Promoting));
 }
 
 #[test]
 fn regression_aborts_the_ab_test_by_removing_the_rule_in_one_write() {
-    let spec = with_analysis(ab_spec(Some("1h")), InconclusivePolicy::Pause);
-    let observed = verdict(ab_world(&spec, true), Verdict::Regression);
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 60);
+    let plan = judged(Verdict::Regression);
     assert_eq!(plan.actions, [Action::SetMatches(None)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Aborted));
 }
@@ -180,11 +165,7 @@ fn promotion_removes_the_rule_after_moving_the_stable_service() {
     let mut observed = ab_world(&spec, true);
     observed.revisions[1] = ready(CANARY, REPLICAS);
     let plan = run(&spec, &in_flight(&spec, 1, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: CANARY.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select, Action::SetMatches(None)]);
+    assert_eq!(plan.actions, [select(CANARY, CANARY), Action::SetMatches(None)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
 }
 
@@ -218,15 +199,11 @@ fn the_analysis_measures_the_requests_the_rule_sends_to_the_canary() {
 
 #[test]
 fn a_match_may_be_a_cookie_alone_but_not_a_cookie_and_a_cookie_header() {
-    let canary = crate::api::CookieMatch {
-        name: "canary".into(),
-        value: "always".into(),
-    };
     let mut spec = ab_spec(None);
     if let Some(ab) = spec.strategy.ab_test.as_mut() {
         ab.matches = vec![RequestMatch {
             headers: vec![],
-            cookie: Some(canary.clone()),
+            cookie: Some(canary_cookie()),
         }];
     }
     assert!(expand(&spec).is_ok());

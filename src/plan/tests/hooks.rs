@@ -34,6 +34,22 @@ fn answered(observed: &Observed, name: &str, outcome: HookOutcome) -> Observed {
     }
 }
 
+/// `status` after the gate `name` answered `outcome` to `calls` calls,
+/// five seconds apart.
+fn after_calls(
+    spec: &RolloutSpec,
+    mut status: RolloutStatus,
+    observed: &Observed,
+    name: &str,
+    outcome: &HookOutcome,
+    calls: i64,
+) -> RolloutStatus {
+    for call in 1..=calls {
+        status = run(spec, &status, &answered(observed, name, outcome.clone()), call * 5).status;
+    }
+    status
+}
+
 fn no(code: u16) -> HookOutcome {
     HookOutcome::No {
         code,
@@ -119,16 +135,8 @@ fn a_gate_with_the_pause_policy_pauses_and_resume_calls_it_again() {
         Some(WebhookFailurePolicy::Pause),
     )]);
     let observed = world(&spec, 10);
-    let mut status = run(&spec, &in_flight(&spec, 1, None), &observed, 0).status;
-    for attempt in 1..=3 {
-        status = run(
-            &spec,
-            &status,
-            &answered(&observed, "confirm", timed_out()),
-            attempt * 5,
-        )
-        .status;
-    }
+    let called = run(&spec, &in_flight(&spec, 1, None), &observed, 0).status;
+    let status = after_calls(&spec, called, &observed, "confirm", &timed_out(), 3);
     assert_eq!(status.phase, Some(RolloutPhase::Paused));
     assert!(status.abort.is_none());
     let resume = Observed {
@@ -165,10 +173,8 @@ fn a_pre_rollout_gate_holds_traffic_but_not_the_canary_pods() {
 fn a_refusing_pre_rollout_gate_is_a_failure_not_a_wait() {
     let spec = hooked(vec![hook("smoke", WebhookType::PreRollout, None)]);
     let up = world(&spec, 0);
-    let mut status = run(&spec, &in_flight(&spec, 0, None), &up, 0).status;
-    for attempt in 1..=3 {
-        status = run(&spec, &status, &answered(&up, "smoke", no(500)), attempt * 5).status;
-    }
+    let called = run(&spec, &in_flight(&spec, 0, None), &up, 0).status;
+    let status = after_calls(&spec, called, &up, "smoke", &no(500), 3);
     assert_eq!(status.phase, Some(RolloutPhase::Aborted));
 }
 

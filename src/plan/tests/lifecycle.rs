@@ -35,11 +35,7 @@ fn first_revision_becomes_stable_without_a_canary() {
     let plan = run(&spec, &start.status, &first_world(REPLICAS), 10);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(STABLE));
     assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
-    let select = Action::SelectRevisions {
-        stable: STABLE.into(),
-        canary: STABLE.into(),
-    };
-    assert_eq!(plan.actions, [select]);
+    assert_eq!(plan.actions, [select(STABLE, STABLE)]);
 }
 
 #[test]
@@ -80,11 +76,7 @@ fn promotion_moves_the_stable_service_not_the_pods() {
     let mut observed = world(&spec, 50);
     observed.revisions[1] = ready(CANARY, REPLICAS);
     let plan = run(&spec, &in_flight(&spec, 3, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: CANARY.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select, set_weights(0)]);
+    assert_eq!(plan.actions, [select(CANARY, CANARY), set_weights(0)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert_eq!(plan.status.canary_revision, None);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
@@ -108,13 +100,7 @@ fn promotion_interrupted_before_its_status_write_is_finished_not_undone() {
     observed.revisions[1] = ready(CANARY, REPLICAS);
     observed.services.stable = Some(CANARY.into());
     let plan = run(&spec, &in_flight(&spec, 1, Some(0)), &observed, 10);
-    assert_eq!(
-        plan.actions,
-        [Action::SelectRevisions {
-            stable: CANARY.into(),
-            canary: CANARY.into(),
-        }]
-    );
+    assert_eq!(plan.actions, [select(CANARY, CANARY)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert_eq!(plan.status.phase, Some(RolloutPhase::Healthy));
     assert!(reasons(&plan).contains(&"Promoted"));
@@ -325,26 +311,26 @@ fn without_a_router_abort_removes_canary_pods_at_once() {
     assert_eq!(plan.actions, [scale(CANARY, 0), scale(STABLE, REPLICAS)]);
 }
 
-#[test]
-fn steady_state_returns_drifted_weights_to_stable() {
+/// The plan for a healthy rollout whose route is in the state `route_is`.
+fn steady_with_route(route_is: Option<RouteState>) -> Plan {
     let spec = spec(standard_steps());
     let observed = Observed {
-        route: route(20, true),
+        route: route_is,
         ..steady_world(STABLE)
     };
-    let plan = run(&spec, &stable_status(), &observed, 0);
+    run(&spec, &stable_status(), &observed, 0)
+}
+
+#[test]
+fn steady_state_returns_drifted_weights_to_stable() {
+    let plan = steady_with_route(route(20, true));
     assert_eq!(plan.actions, [set_weights(0)]);
     assert!(!is_true(&plan, "Healthy"));
 }
 
 #[test]
 fn healthy_waits_for_the_data_plane() {
-    let spec = spec(standard_steps());
-    let observed = Observed {
-        route: route(0, false),
-        ..steady_world(STABLE)
-    };
-    let plan = run(&spec, &stable_status(), &observed, 0);
+    let plan = steady_with_route(route(0, false));
     assert!(plan.is_idle());
     assert_eq!(condition(&plan, "Healthy").reason, "AwaitingDataPlane");
 }
@@ -362,11 +348,7 @@ fn without_a_router_promotion_removes_the_old_pods_at_once() {
     let mut observed = world(&spec, 50);
     observed.revisions[1] = ready(CANARY, REPLICAS);
     let plan = run(&spec, &in_flight(&spec, 3, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: CANARY.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select, scale(STABLE, 0)]);
+    assert_eq!(plan.actions, [select(CANARY, CANARY), scale(STABLE, 0)]);
     assert_eq!(plan.status.stable_revision.as_deref(), Some(CANARY));
     assert!(plan.status.scale_downs.is_empty());
 }

@@ -260,6 +260,14 @@ pub fn deploy(revision: &str, replicas: i32) -> Action {
     }
 }
 
+/// Points the stable and canary Services at these revisions.
+pub fn select(stable: &str, canary: &str) -> Action {
+    Action::SelectRevisions {
+        stable: stable.into(),
+        canary: canary.into(),
+    }
+}
+
 pub fn scale(revision: &str, replicas: i32) -> Action {
     Action::Scale {
         revision: revision.into(),

@@ -9,6 +9,15 @@ fn with_request(observed: Observed, action: RequestedAction) -> Observed {
     }
 }
 
+/// `observed` with a request to `action` that names the revision it is
+/// meant for.
+fn with_request_for(observed: Observed, action: RequestedAction, revision: &str) -> Observed {
+    Observed {
+        request: Some(ManualRequest::new(action, at(1), Some(revision))),
+        ..observed
+    }
+}
+
 #[test]
 fn promote_request_ends_a_pause_step() {
     let spec = spec(standard_steps());
@@ -159,12 +168,9 @@ fn pause_during_promotion_is_ignored() {
 #[test]
 fn a_request_meant_for_another_revision_is_ignored_with_a_warning() {
     let spec = spec(standard_steps());
-    let observed = Observed {
-        request: Some(ManualRequest::new(RequestedAction::PromoteFull, at(1), Some(NEXT))),
-        ..world(&spec, 10)
-    };
-    let before = in_flight(&spec, 0, Some(0));
-    let plan = run(&spec, &before, &observed, 5);
+    let plan = at_step(&spec, 0, 5, |world| {
+        with_request_for(world, RequestedAction::PromoteFull, NEXT)
+    });
     assert_eq!(
         plan.status.current_step_index,
         Some(0),
@@ -188,10 +194,8 @@ fn a_request_meant_for_another_revision_is_ignored_with_a_warning() {
 #[test]
 fn a_request_for_the_canary_in_flight_is_acted_on() {
     let spec = spec(standard_steps());
-    let observed = Observed {
-        request: Some(ManualRequest::new(RequestedAction::Promote, at(1), Some(CANARY))),
-        ..world(&spec, 10)
-    };
-    let plan = run(&spec, &in_flight(&spec, 0, Some(0)), &observed, 5);
+    let plan = at_step(&spec, 0, 5, |world| {
+        with_request_for(world, RequestedAction::Promote, CANARY)
+    });
     assert_eq!(plan.status.current_step_index, Some(1));
 }

@@ -9,6 +9,15 @@ fn scaled(mut spec: RolloutSpec, replicas: i32) -> RolloutSpec {
     spec
 }
 
+/// The plan 30 s after an autoscaler set `replicas` on `before`, in the
+/// world `status` left at the old size, and the rescaled spec.
+fn autoscaled(before: &RolloutSpec, status: &RolloutStatus, replicas: i32) -> (RolloutSpec, Plan) {
+    let after = scaled(before.clone(), replicas);
+    let weight = status.canary_weight.unwrap_or_default();
+    let plan = run(&after, status, &world(before, weight), 30);
+    (after, plan)
+}
+
 /// `status`, paused for `reason` since 0.
 fn paused(status: RolloutStatus, reason: crate::api::PauseReason) -> RolloutStatus {
     RolloutStatus {
@@ -22,8 +31,7 @@ fn paused(status: RolloutStatus, reason: crate::api::PauseReason) -> RolloutStat
 fn scaling_up_mid_canary_keeps_the_step_and_resizes_both_revisions() {
     let before = spec(standard_steps());
     let status = in_flight(&before, 1, Some(0));
-    let after = scaled(before.clone(), 20);
-    let plan = run(&after, &status, &world(&before, 50), 30);
+    let (after, plan) = autoscaled(&before, &status, 20);
     assert_eq!(plan.actions, [deploy(CANARY, 10), scale(STABLE, 20)]);
     assert_eq!(plan.status.current_step_index, Some(1), "same step");
     assert_eq!(plan.status.canary_weight, Some(50), "same weight");
@@ -43,8 +51,7 @@ fn scaling_up_mid_canary_keeps_the_step_and_resizes_both_revisions() {
 fn scaling_down_mid_canary_shrinks_both_revisions_at_the_same_weight() {
     let before = spec(standard_steps());
     let status = in_flight(&before, 1, Some(0));
-    let after = scaled(before.clone(), 4);
-    let plan = run(&after, &status, &world(&before, 50), 30);
+    let (_, plan) = autoscaled(&before, &status, 4);
     assert_eq!(plan.actions, [deploy(CANARY, 2), scale(STABLE, 4)]);
     assert_eq!(plan.status.current_step_index, Some(1));
     assert_eq!(plan.status.canary_weight, Some(50));
@@ -54,8 +61,7 @@ fn scaling_down_mid_canary_shrinks_both_revisions_at_the_same_weight() {
 fn a_paused_step_follows_the_scale_too() {
     let before = spec(standard_steps());
     let status = paused(in_flight(&before, 2, Some(0)), crate::api::PauseReason::PauseStep);
-    let after = scaled(before.clone(), 20);
-    let plan = run(&after, &status, &world(&before, 50), 30);
+    let (after, plan) = autoscaled(&before, &status, 20);
     assert_eq!(plan.actions, [deploy(CANARY, 10), scale(STABLE, 20)]);
     assert_eq!(plan.status.current_step_index, Some(2));
     assert!(plan.status.pause.is_some(), "still waiting for promote");
@@ -69,8 +75,7 @@ fn a_paused_step_follows_the_scale_too() {
 fn without_a_router_the_pod_ratio_keeps_the_weight() {
     let before = unrouted(spec(standard_steps()));
     let status = in_flight(&before, 0, Some(0));
-    let after = scaled(before.clone(), 20);
-    let plan = run(&after, &status, &world(&before, 10), 30);
+    let (_, plan) = autoscaled(&before, &status, 20);
     assert_eq!(plan.actions, [deploy(CANARY, 2), scale(STABLE, 18)]);
     assert_eq!(plan.status.canary_weight, Some(10));
     assert_eq!(plan.status.current_step_index, Some(0));
@@ -92,8 +97,7 @@ fn the_scale_subresource_reads_every_revisions_pods_and_selector() {
 fn a_manual_pause_follows_the_scale_without_moving_traffic() {
     let before = spec(standard_steps());
     let status = paused(in_flight(&before, 1, Some(0)), crate::api::PauseReason::Manual);
-    let after = scaled(before.clone(), 20);
-    let plan = run(&after, &status, &world(&before, 50), 30);
+    let (after, plan) = autoscaled(&before, &status, 20);
     assert_eq!(plan.actions, [deploy(CANARY, 10), scale(STABLE, 20)]);
     assert_eq!(plan.status.phase, Some(RolloutPhase::Paused));
     assert_eq!(plan.status.pause, status.pause, "still paused by request");

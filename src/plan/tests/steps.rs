@@ -32,11 +32,7 @@ fn services_select_revisions_before_weights() {
     observed.revisions[1] = ready(CANARY, 1);
     observed.services = ServiceSelectors::default();
     let plan = run(&spec, &in_flight(&spec, 0, None), &observed, 0);
-    let select = Action::SelectRevisions {
-        stable: STABLE.into(),
-        canary: CANARY.into(),
-    };
-    assert_eq!(plan.actions, [select]);
+    assert_eq!(plan.actions, [select(STABLE, CANARY)]);
 }
 
 #[test]

@@ -40,22 +40,24 @@ fn any_duration() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// `object` with each optional field that was generated; the others are
+/// left out, as a user leaves them out.
+fn with_present<const N: usize>(mut object: Value, fields: [(&str, Option<Value>); N]) -> Value {
+    for (name, value) in fields {
+        if let Some(value) = value {
+            object[name] = value;
+        }
+    }
+    object
+}
+
 fn any_hold() -> impl Strategy<Value = Option<Value>> {
     proptest::option::of(
         (
             proptest::option::of(any_duration()),
             proptest::option::of(any_duration()),
         )
-            .prop_map(|(min, max)| {
-                let mut hold = json!({});
-                if let Some(min) = min {
-                    hold["min"] = min;
-                }
-                if let Some(max) = max {
-                    hold["max"] = max;
-                }
-                hold
-            }),
+            .prop_map(|(min, max)| with_present(json!({}), [("min", min), ("max", max)])),
     )
 }
 
@@ -111,20 +113,13 @@ fn any_strategy() -> impl Strategy<Value = Value> {
             proptest::option::of(any_duration()),
         )
             .prop_map(|(steps, routing, mirror, delay)| {
-                let mut canary = json!({"steps": steps});
-                if let Some(routing) = routing {
-                    canary["trafficRouting"] = routing;
-                }
-                if let Some((percent, hold)) = mirror {
-                    canary["mirror"] = json!({"percent": percent});
-                    if let Some(hold) = hold {
-                        canary["mirror"]["hold"] = hold;
-                    }
-                }
-                if let Some(delay) = delay {
-                    canary["scaleDownDelay"] = delay;
-                }
-                json!({"canary": canary})
+                let mirror = mirror.map(|(percent, hold)| with_present(json!({"percent": percent}), [("hold", hold)]));
+                let fields = [
+                    ("trafficRouting", routing),
+                    ("mirror", mirror),
+                    ("scaleDownDelay", delay),
+                ];
+                json!({"canary": with_present(json!({"steps": steps}), fields)})
             }),
         (
             prop::collection::vec(any_request_match(), 0..3),
@@ -132,11 +127,8 @@ fn any_strategy() -> impl Strategy<Value = Value> {
             proptest::option::of(any_duration())
         )
             .prop_map(|(matches, routing, duration)| {
-                let mut ab = json!({"match": matches, "trafficRouting": routing.unwrap_or(json!({}))});
-                if let Some(d) = duration {
-                    ab["duration"] = d;
-                }
-                json!({"abTest": ab})
+                let ab = json!({"match": matches, "trafficRouting": routing.unwrap_or(json!({}))});
+                json!({"abTest": with_present(ab, [("duration", duration)])})
             }),
         (
             any_routing(),
@@ -145,17 +137,12 @@ fn any_strategy() -> impl Strategy<Value = Value> {
             proptest::option::of(any_duration())
         )
             .prop_map(|(routing, preview, auto, delay)| {
-                let mut bg = json!({"autoPromote": auto});
-                if let Some(routing) = routing {
-                    bg["trafficRouting"] = routing;
-                }
-                if let Some(p) = preview {
-                    bg["previewDuration"] = p;
-                }
-                if let Some(d) = delay {
-                    bg["scaleDownDelay"] = d;
-                }
-                json!({"blueGreen": bg})
+                let fields = [
+                    ("trafficRouting", routing),
+                    ("previewDuration", preview),
+                    ("scaleDownDelay", delay),
+                ];
+                json!({"blueGreen": with_present(json!({"autoPromote": auto}), fields)})
             }),
         (
             proptest::option::of(any_int_or_percent()),
@@ -163,17 +150,12 @@ fn any_strategy() -> impl Strategy<Value = Value> {
             any_hold()
         )
             .prop_map(|(surge, unavailable, hold)| {
-                let mut rolling = json!({});
-                if let Some(s) = surge {
-                    rolling["maxSurge"] = s;
-                }
-                if let Some(u) = unavailable {
-                    rolling["maxUnavailable"] = u;
-                }
-                if let Some(h) = hold {
-                    rolling["batchHold"] = h;
-                }
-                json!({"rolling": rolling})
+                let fields = [
+                    ("maxSurge", surge),
+                    ("maxUnavailable", unavailable),
+                    ("batchHold", hold),
+                ];
+                json!({"rolling": with_present(json!({}), fields)})
             }),
         Just(json!({})),
         Just(json!({"canary": {"steps": [{"weight": 50}]}, "rolling": {}})),
@@ -204,13 +186,8 @@ fn any_webhook() -> impl Strategy<Value = Value> {
         any::<bool>(),
     )
         .prop_map(|(name, type_, url, timeout, retries, pause)| {
-            let mut hook = json!({"name": name, "type": type_, "url": url});
-            if let Some(t) = timeout {
-                hook["timeout"] = t;
-            }
-            if let Some(r) = retries {
-                hook["retries"] = json!(r);
-            }
+            let fields = [("timeout", timeout), ("retries", retries.map(|r| json!(r)))];
+            let mut hook = with_present(json!({"name": name, "type": type_, "url": url}), fields);
             if pause {
                 hook["onFailure"] = json!("pause");
             }

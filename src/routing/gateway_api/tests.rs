@@ -3,13 +3,10 @@
 use serde_json::{Value, json};
 
 use super::*;
-
-fn backends() -> Backends {
-    Backends {
-        stable: "shop-stable".into(),
-        canary: "shop-canary".into(),
-    }
-}
+use crate::api::{HeaderMatch, RequestMatch};
+use crate::routing::fixtures::{
+    self, STEP_SPLITS, applied, backends, beta_testers, canary_cookie, ops, reweighted, weighted_and_accepted,
+};
 
 fn accepted_at(generation: i64) -> Value {
     json!({"parents": [{
@@ -56,45 +53,19 @@ fn patch_json(value: Value, split: TrafficSplit) -> Value {
 
 fn guarded(rule: usize, index: usize, name: &str, from: i32, to: i32) -> Vec<Value> {
     let at = format!("/spec/rules/{rule}/backendRefs/{index}");
-    vec![
-        json!({"op": "test", "path": format!("{at}/name"), "value": name}),
-        json!({"op": "test", "path": format!("{at}/weight"), "value": from}),
-        json!({"op": "replace", "path": format!("{at}/weight"), "value": to}),
-    ]
-}
-
-fn ops(parts: Vec<Vec<Value>>) -> Value {
-    Value::Array(parts.into_iter().flatten().collect())
+    fixtures::guarded(&at, "name", name, from, to)
 }
 
 #[test]
-fn first_step_sends_ten_percent_with_guards_on_names_and_weights() {
-    let patch = patch_json(route_json(100, 0), TrafficSplit::canary_percent(10));
-    let expected = ops(vec![
-        guarded(1, 0, "shop-stable", 100, 90),
-        guarded(1, 1, "shop-canary", 0, 10),
-    ]);
-    assert_eq!(patch, expected);
-}
-
-#[test]
-fn half_step_sends_fifty_fifty() {
-    let patch = patch_json(route_json(90, 10), TrafficSplit::canary_percent(50));
-    let expected = ops(vec![
-        guarded(1, 0, "shop-stable", 90, 50),
-        guarded(1, 1, "shop-canary", 10, 50),
-    ]);
-    assert_eq!(patch, expected);
-}
-
-#[test]
-fn promotion_and_abort_write_one_hundred_zero() {
-    let patch = patch_json(route_json(50, 50), TrafficSplit::ALL_STABLE);
-    let expected = ops(vec![
-        guarded(1, 0, "shop-stable", 50, 100),
-        guarded(1, 1, "shop-canary", 50, 0),
-    ]);
-    assert_eq!(patch, expected);
+fn each_step_sends_its_split_with_guards_on_names_and_weights() {
+    for (step, (stable, canary), split) in STEP_SPLITS {
+        let patch = patch_json(route_json(stable, canary), split);
+        let expected = ops(vec![
+            guarded(1, 0, "shop-stable", stable, split.stable),
+            guarded(1, 1, "shop-canary", canary, split.canary),
+        ]);
+        assert_eq!(patch, expected, "{step}");
+    }
 }
 
 #[test]
@@ -119,12 +90,12 @@ fn other_rules_matches_and_filters_stay_untouched() {
     let before = route_json(100, 0);
     let patch = weight_patch(&route(before.clone()), &backends(), TrafficSplit::canary_percent(10))
         .expect("route has both backends");
-    let mut after = before.clone();
-    json_patch::patch(&mut after, &patch).expect("the patch applies to the route it was built from");
-    let mut expected = before;
-    expected["spec"]["rules"][1]["backendRefs"][0]["weight"] = json!(90);
-    expected["spec"]["rules"][1]["backendRefs"][1]["weight"] = json!(10);
-    assert_eq!(after, expected);
+    let expected = reweighted(
+        before.clone(),
+        "/spec/rules/1/backendRefs",
+        TrafficSplit::canary_percent(10),
+    );
+    assert_eq!(applied(&before, &patch), expected);
 }
 
 #[test]
@@ -194,13 +165,7 @@ fn a_same_named_service_in_another_namespace_is_not_ours() {
 #[test]
 fn reads_the_split_and_acceptance() {
     let state = route_state(&route(route_json(75, 25)), &backends());
-    let expected = RouteState::Present {
-        split: Some(TrafficSplit { stable: 75, canary: 25 }),
-        accepted: true,
-        matches: None,
-        mirror: None,
-    };
-    assert_eq!(state, expected);
+    assert_eq!(state, weighted_and_accepted(75, 25));
 }
 
 #[test]
@@ -238,16 +203,6 @@ fn accepted_needs_every_parent_at_the_current_generation() {
 
 const AB_RULE: &str = "siskin-ab-shop";
 
-fn beta() -> Vec<RequestMatch> {
-    vec![RequestMatch {
-        cookie: None,
-        headers: vec![HeaderMatch {
-            name: "x-beta".into(),
-            value: "true".into(),
-        }],
-    }]
-}
-
 fn versioned(mut value: Value) -> Value {
     value["metadata"]["resourceVersion"] = json!("42");
     value
@@ -258,8 +213,8 @@ fn match_patch_json(value: Value, wanted: Option<&[RequestMatch]>) -> Option<Val
     patch.map(|p| serde_json::to_value(p).unwrap_or_default())
 }
 
-/// The route after the patch, as the API server would apply it.
-fn applied(mut value: Value, wanted: Option<&[RequestMatch]>) -> Value {
+/// The route after the match patch, as the API server would apply it.
+fn with_matches(mut value: Value, wanted: Option<&[RequestMatch]>) -> Value {
     if let Ok(Some(patch)) = match_patch(&route(value.clone()), &backends(), AB_RULE, wanted) {
         json_patch::patch(&mut value, &patch).expect("the patch applies to the route it was made from");
     }
@@ -268,7 +223,7 @@ fn applied(mut value: Value, wanted: Option<&[RequestMatch]>) -> Value {
 
 #[test]
 fn ab_rule_is_appended_with_exact_headers_to_the_canary_guarded_by_the_version_read() {
-    let patch = match_patch_json(versioned(route_json(100, 0)), Some(&beta()));
+    let patch = match_patch_json(versioned(route_json(100, 0)), Some(&beta_testers()));
     let expected = json!([
         {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
         {"op": "add", "path": "/spec/rules/-", "value": {
@@ -282,21 +237,21 @@ fn ab_rule_is_appended_with_exact_headers_to_the_canary_guarded_by_the_version_r
 
 #[test]
 fn ab_rule_in_place_needs_no_write() {
-    let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
-    assert_eq!(match_patch_json(with_rule, Some(&beta())), None);
+    let with_rule = with_matches(versioned(route_json(100, 0)), Some(&beta_testers()));
+    assert_eq!(match_patch_json(with_rule, Some(&beta_testers())), None);
     assert_eq!(match_patch_json(route_json(100, 0), None), None);
 }
 
 #[test]
 fn ab_rule_is_read_back_from_the_route() {
-    let with_rule = route(applied(versioned(route_json(100, 0)), Some(&beta())));
-    assert_eq!(match_rule_matches(&with_rule, AB_RULE), Some(beta()));
+    let with_rule = route(with_matches(versioned(route_json(100, 0)), Some(&beta_testers())));
+    assert_eq!(match_rule_matches(&with_rule, AB_RULE), Some(beta_testers()));
     assert_eq!(match_rule_matches(&route(route_json(100, 0)), AB_RULE), None);
 }
 
 #[test]
 fn ab_rule_is_removed_by_name_with_a_test_at_its_index() {
-    let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
+    let with_rule = with_matches(versioned(route_json(100, 0)), Some(&beta_testers()));
     let expected = json!([
         {"op": "test", "path": "/spec/rules/3/name", "value": AB_RULE},
         {"op": "remove", "path": "/spec/rules/3"},
@@ -307,14 +262,14 @@ fn ab_rule_is_removed_by_name_with_a_test_at_its_index() {
 #[test]
 fn removing_the_ab_rule_leaves_exactly_the_users_route() {
     let original = versioned(route_json(100, 0));
-    let with_rule = applied(original.clone(), Some(&beta()));
+    let with_rule = with_matches(original.clone(), Some(&beta_testers()));
     assert_eq!(with_rule["spec"]["rules"].as_array().map(Vec::len), Some(4));
-    assert_eq!(applied(with_rule, None), original);
+    assert_eq!(with_matches(with_rule, None), original);
 }
 
 #[test]
 fn changed_matches_replace_the_ab_rule_instead_of_adding_another() {
-    let with_rule = applied(versioned(route_json(100, 0)), Some(&beta()));
+    let with_rule = with_matches(versioned(route_json(100, 0)), Some(&beta_testers()));
     let other = vec![RequestMatch {
         cookie: None,
         headers: vec![HeaderMatch {
@@ -322,7 +277,7 @@ fn changed_matches_replace_the_ab_rule_instead_of_adding_another() {
             value: "b".into(),
         }],
     }];
-    let replaced = applied(with_rule, Some(&other));
+    let replaced = with_matches(with_rule, Some(&other));
     let rules = replaced["spec"]["rules"].as_array().cloned().unwrap_or_default();
     assert_eq!(rules.len(), 4);
     assert_eq!(match_rule_matches(&route(replaced), AB_RULE), Some(other));
@@ -330,7 +285,7 @@ fn changed_matches_replace_the_ab_rule_instead_of_adding_another() {
 
 #[test]
 fn ab_rule_does_not_count_as_a_weighted_rule() {
-    let with_rule = route(applied(versioned(route_json(90, 10)), Some(&beta())));
+    let with_rule = route(with_matches(versioned(route_json(90, 10)), Some(&beta_testers())));
     let state = route_state(&with_rule, &backends());
     assert!(
         matches!(state, RouteState::Present { split: Some(s), .. } if s == TrafficSplit::canary_percent(10)),
@@ -338,19 +293,17 @@ fn ab_rule_does_not_count_as_a_weighted_rule() {
     );
 }
 
-fn canary_cookie() -> Vec<RequestMatch> {
+/// Requests carrying the cookie `canary=always`.
+fn cookie_bearers() -> Vec<RequestMatch> {
     vec![RequestMatch {
         headers: vec![],
-        cookie: Some(CookieMatch {
-            name: "canary".into(),
-            value: "always".into(),
-        }),
+        cookie: Some(canary_cookie()),
     }]
 }
 
 #[test]
 fn a_cookie_is_matched_by_a_regular_expression_on_the_cookie_header_and_read_back() {
-    let with_rule = applied(versioned(route_json(100, 0)), Some(&canary_cookie()));
+    let with_rule = with_matches(versioned(route_json(100, 0)), Some(&cookie_bearers()));
     let rule = with_rule["spec"]["rules"][3].clone();
     assert_eq!(
         rule["matches"],
@@ -359,10 +312,10 @@ fn a_cookie_is_matched_by_a_regular_expression_on_the_cookie_header_and_read_bac
     );
     assert_eq!(
         match_rule_matches(&route(with_rule.clone()), AB_RULE),
-        Some(canary_cookie())
+        Some(cookie_bearers())
     );
     assert_eq!(
-        match_patch_json(with_rule, Some(&canary_cookie())),
+        match_patch_json(with_rule, Some(&cookie_bearers())),
         None,
         "in place: no write"
     );

@@ -5,13 +5,9 @@ use serde_json::{Value, json};
 use crate::api::{HeaderMatch, RequestMatch};
 
 use super::*;
-
-fn backends() -> Backends {
-    Backends {
-        stable: "shop-stable".into(),
-        canary: "shop-canary".into(),
-    }
-}
+use crate::routing::fixtures::{
+    self, STEP_SPLITS, applied, backends, beta_testers, canary_cookie, ops, reweighted, weighted_and_accepted,
+};
 
 fn primary() -> Vec<String> {
     vec!["primary".into()]
@@ -54,39 +50,22 @@ fn patch_json(value: Value, split: TrafficSplit) -> Value {
 
 fn guarded(index: usize, host: &str, from: i32, to: i32) -> Vec<Value> {
     let at = format!("/spec/http/1/route/{index}");
-    vec![
-        json!({"op": "test", "path": format!("{at}/destination/host"), "value": host}),
-        json!({"op": "test", "path": format!("{at}/weight"), "value": from}),
-        json!({"op": "replace", "path": format!("{at}/weight"), "value": to}),
-    ]
+    fixtures::guarded(&at, "destination/host", host, from, to)
 }
 
 const CANARY_HOST: &str = "shop-canary.prod.svc.cluster.local";
 const MATCH_ROUTE: &str = "siskin-ab-shop";
 
-fn ops(parts: Vec<Vec<Value>>) -> Value {
-    Value::Array(parts.into_iter().flatten().collect())
-}
-
 #[test]
-fn first_step_sends_ten_percent_with_guards_on_hosts_and_weights() {
-    let patch = patch_json(vs_json(100, 0), TrafficSplit::canary_percent(10));
-    let expected = ops(vec![guarded(0, "shop-stable", 100, 90), guarded(1, CANARY_HOST, 0, 10)]);
-    assert_eq!(patch, expected);
-}
-
-#[test]
-fn half_step_sends_fifty_fifty() {
-    let patch = patch_json(vs_json(90, 10), TrafficSplit::canary_percent(50));
-    let expected = ops(vec![guarded(0, "shop-stable", 90, 50), guarded(1, CANARY_HOST, 10, 50)]);
-    assert_eq!(patch, expected);
-}
-
-#[test]
-fn promotion_and_abort_write_one_hundred_zero() {
-    let patch = patch_json(vs_json(50, 50), TrafficSplit::ALL_STABLE);
-    let expected = ops(vec![guarded(0, "shop-stable", 50, 100), guarded(1, CANARY_HOST, 50, 0)]);
-    assert_eq!(patch, expected);
+fn each_step_sends_its_split_with_guards_on_hosts_and_weights() {
+    for (step, (stable, canary), split) in STEP_SPLITS {
+        let patch = patch_json(vs_json(stable, canary), split);
+        let expected = ops(vec![
+            guarded(0, "shop-stable", stable, split.stable),
+            guarded(1, CANARY_HOST, canary, split.canary),
+        ]);
+        assert_eq!(patch, expected, "{step}");
+    }
 }
 
 #[test]
@@ -99,12 +78,8 @@ fn other_routes_and_fields_stay_untouched() {
         TrafficSplit::canary_percent(10),
     )
     .expect("primary has both");
-    let mut after = before.clone();
-    json_patch::patch(&mut after, &patch).expect("the patch applies to the object it was built from");
-    let mut expected = before;
-    expected["spec"]["http"][1]["route"][0]["weight"] = json!(90);
-    expected["spec"]["http"][1]["route"][1]["weight"] = json!(10);
-    assert_eq!(after, expected);
+    let expected = reweighted(before.clone(), "/spec/http/1/route", TrafficSplit::canary_percent(10));
+    assert_eq!(applied(&before, &patch), expected);
 }
 
 #[test]
@@ -140,13 +115,7 @@ fn a_host_in_another_namespace_is_not_ours() {
 #[test]
 fn reads_the_split() {
     let state = route_state(&vs(vs_json(75, 25)), &primary(), &backends(), MATCH_ROUTE);
-    let expected = RouteState::Present {
-        split: Some(TrafficSplit { stable: 75, canary: 25 }),
-        accepted: true,
-        matches: None,
-        mirror: None,
-    };
-    assert_eq!(state, expected);
+    assert_eq!(state, weighted_and_accepted(75, 25));
 }
 
 #[test]
@@ -164,16 +133,6 @@ fn acceptance_follows_istio_status_when_there_is_one() {
         "validationMessages": [{"level": "ERROR", "type": {"code": "IST0101"}}]})));
     assert!(!with_status(json!({"observedGeneration": 2,
         "conditions": [{"type": "Reconciled", "status": "False"}]})));
-}
-
-fn beta_testers() -> Vec<RequestMatch> {
-    vec![RequestMatch {
-        cookie: None,
-        headers: vec![HeaderMatch {
-            name: "x-beta".into(),
-            value: "true".into(),
-        }],
-    }]
 }
 
 fn match_patch_json(value: Value, wanted: Option<&[RequestMatch]>) -> Option<Value> {
@@ -269,13 +228,6 @@ fn promote_or_abort_removes_only_the_named_route() {
     );
 }
 
-/// Applies a patch the way the API server would.
-fn applied(value: &Value, patch: &Patch) -> Value {
-    let mut doc = value.clone();
-    json_patch::patch(&mut doc, &patch.0).expect("the patch applies");
-    doc
-}
-
 #[test]
 fn mirroring_copies_traffic_to_the_canary_destination_as_the_route_names_it() {
     let mut original = vs_json(100, 0);
@@ -325,10 +277,7 @@ fn a_users_own_mirror_elsewhere_is_never_replaced() {
 fn a_cookie_is_matched_by_a_regex_on_the_cookie_header_and_read_back() {
     let wanted = vec![RequestMatch {
         headers: beta_testers().remove(0).headers,
-        cookie: Some(crate::api::CookieMatch {
-            name: "canary".into(),
-            value: "always".into(),
-        }),
+        cookie: Some(canary_cookie()),
     }];
     let mut value = vs_json(100, 0);
     value["metadata"]["resourceVersion"] = json!("41");
