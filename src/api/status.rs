@@ -60,8 +60,9 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_hash: Option<String>,
 
-    /// When the current step's traffic was accepted by the data plane (or
-    /// the pause began): holds are measured from here.
+    /// When the current step's traffic was written onto the route (or the
+    /// pause began): holds are measured from here, and a step passes only
+    /// once the data plane has accepted its traffic too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<Time>,
 
