@@ -125,10 +125,16 @@ impl OwnedObjects {
         found
     }
 
-    fn service(&self, ns: &str, name: &str) -> Option<Service> {
-        self.services
-            .get(&ObjectRef::new(name).within(ns))
-            .map(|s| s.as_ref().clone())
+    /// The Service of that name: from the cache, which holds only Siskin's
+    /// own (labelled) Services; otherwise read, because a Service of that
+    /// name that Siskin did not create must be seen, and refused, rather
+    /// than taken over by the next apply.
+    async fn service(&self, client: &Client, ns: &str, name: &str) -> Result<Option<Service>, Error> {
+        if let Some(cached) = self.services.get(&ObjectRef::new(name).within(ns)) {
+            return Ok(Some(cached.as_ref().clone()));
+        }
+        let services: Api<Service> = Api::namespaced(client.clone(), ns);
+        Ok(services.get_opt(name).await?)
     }
 }
 
@@ -209,20 +215,12 @@ pub async fn observe(
     let owned = cached.revisions(ns, &name);
     let mut refused: Vec<String> = desired.not_adopted.clone().into_iter().collect();
     let (stable, canary) = (rollout.spec.service.stable_name(), rollout.spec.service.canary_name());
+    let (stable_found, canary_found) =
+        futures::future::try_join(cached.service(client, ns, &stable), cached.service(client, ns, &canary)).await?;
     let mut managed = Vec::new();
     let selectors = ServiceSelectors {
-        stable: selected_revision(
-            cached.service(ns, &stable),
-            (ns, &stable),
-            &name,
-            (&mut refused, &mut managed),
-        ),
-        canary: selected_revision(
-            cached.service(ns, &canary),
-            (ns, &canary),
-            &name,
-            (&mut refused, &mut managed),
-        ),
+        stable: selected_revision(stable_found, (ns, &stable), &name, (&mut refused, &mut managed)),
+        canary: selected_revision(canary_found, (ns, &canary), &name, (&mut refused, &mut managed)),
     };
     let observed = Observed {
         generation: rollout.metadata.generation,

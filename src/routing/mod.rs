@@ -222,10 +222,6 @@ struct RouteObject<K> {
     /// `HTTPRoute shop/web`, for messages.
     described: String,
     name: String,
-    /// The route as this reconcile last read it, for its next write: the
-    /// write's `test` operations refuse it if the route moved since, so a
-    /// second read would only cost a round-trip.
-    last_read: std::sync::Mutex<Option<K>>,
 }
 
 impl<K> RouteObject<K>
@@ -240,19 +236,15 @@ where
             api: kube::Api::namespaced(client, namespace),
             described: format!("{} {namespace}/{name}", K::kind(&())),
             name: name.to_string(),
-            last_read: std::sync::Mutex::new(None),
         }
     }
 
     /// The route, or `None` when it does not exist.
     async fn find(&self) -> Result<Option<K>, RoutingError> {
-        let found = self
-            .api
+        self.api
             .get_opt(&self.name)
             .await
-            .map_err(|e| RoutingError::from_kube(&self.described, e))?;
-        *self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = found.clone();
-        Ok(found)
+            .map_err(|e| RoutingError::from_kube(&self.described, e))
     }
 
     /// The route's state as `read` makes it out; a missing route is a
@@ -261,26 +253,13 @@ where
         Ok(self.find().await?.as_ref().map_or(RouteState::NotFound, read))
     }
 
-    /// The route to build a write on: the copy read last, once (a write
-    /// changes the route, so the one after it reads again); otherwise a
-    /// fresh read. Its absence is an error.
+    /// The route to build a write on, read afresh: a reconcile held up
+    /// between its look and its write (a paused process, a slow call) builds
+    /// on the route as it is now. Its absence is an error.
     async fn get(&self) -> Result<K, RoutingError> {
-        let read = self
-            .last_read
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let route = match read {
-            Some(route) => Some(route),
-            None => self.find().await?.inspect(|_| self.forget()),
-        };
-        route.ok_or_else(|| RoutingError::NotFound {
+        self.find().await?.ok_or_else(|| RoutingError::NotFound {
             route: self.described.clone(),
         })
-    }
-
-    fn forget(&self) {
-        *self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// Builds a write on the route (see [`Self::get`]) and sends it; `build`
